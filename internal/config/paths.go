@@ -1,0 +1,84 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Paths are the host locations of the design, all under Root.
+type Paths struct {
+	Root       string `json:"root"`
+	ConfigFile string `json:"config_file"` // etc/cortex/config.yaml
+	PluginsDir string `json:"plugins_dir"` // etc/cortex/plugins
+	HooksDir   string `json:"hooks_dir"`   // etc/cortex/hooks
+	LibDir     string `json:"lib_dir"`     // var/lib/cortex: state, bundles
+	CacheDir   string `json:"cache_dir"`   // var/cache/cortex
+	LogDir     string `json:"log_dir"`     // var/log/cortex
+	RunDir     string `json:"run_dir"`     // run/cortex: socket, per-agent runtime files
+	Socket     string `json:"socket"`      // run/cortex/cortexd.sock
+	ShareDir   string `json:"share_dir"`   // usr/lib/cortex: SDKs, runtime shims
+}
+
+// NewPaths lays the design's paths out under root ("" or "/" for the FHS).
+func NewPaths(root string) Paths {
+	if root == "" {
+		root = "/"
+	}
+	root = filepath.Clean(root)
+	j := func(p ...string) string { return filepath.Join(append([]string{root}, p...)...) }
+	return Paths{
+		Root:       root,
+		ConfigFile: j("etc", "cortex", "config.yaml"),
+		PluginsDir: j("etc", "cortex", "plugins"),
+		HooksDir:   j("etc", "cortex", "hooks"),
+		LibDir:     j("var", "lib", "cortex"),
+		CacheDir:   j("var", "cache", "cortex"),
+		LogDir:     j("var", "log", "cortex"),
+		RunDir:     j("run", "cortex"),
+		Socket:     j("run", "cortex", "cortexd.sock"),
+		ShareDir:   j("usr", "lib", "cortex"),
+	}
+}
+
+// PathsFromEnv honours CORTEX_ROOT.
+func PathsFromEnv() Paths { return NewPaths(os.Getenv("CORTEX_ROOT")) }
+
+// MkdirAll creates the directories the daemon writes to.
+func (p Paths) MkdirAll() error {
+	for _, d := range []string{filepath.Dir(p.ConfigFile), p.PluginsDir, p.HooksDir, p.LibDir, p.CacheDir, p.LogDir, p.RunDir, p.ShareDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Env is every CORTEX_* setting the CLI and daemon read.
+type Env struct {
+	Root        string // CORTEX_ROOT
+	Host        string // CORTEX_HOST, as a socket path
+	Daemon      string // CORTEX_DAEMON
+	NoAutostart bool   // CORTEX_NO_AUTOSTART=1
+}
+
+// FromEnv reads the CORTEX_* environment.
+func FromEnv() Env {
+	e := Env{
+		Root:        os.Getenv("CORTEX_ROOT"),
+		Daemon:      os.Getenv("CORTEX_DAEMON"),
+		NoAutostart: os.Getenv("CORTEX_NO_AUTOSTART") == "1",
+	}
+	h := os.Getenv("CORTEX_HOST")
+	h = strings.TrimPrefix(h, "unix://")
+	e.Host = h
+	return e
+}
+
+// Socket is the API socket the CLI should use.
+func (e Env) Socket() string {
+	if e.Host != "" {
+		return e.Host
+	}
+	return NewPaths(e.Root).Socket
+}

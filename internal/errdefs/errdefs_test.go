@@ -1,0 +1,39 @@
+package errdefs
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+)
+
+func TestCategoryThroughWrapping(t *testing.T) {
+	base := New(NotFound, "agent %q", "x")
+	wrapped := fmt.Errorf("kill: %w", base)
+	if !IsNotFound(wrapped) {
+		t.Fatalf("IsNotFound(%v) = false", wrapped)
+	}
+	hinted := WithHint(wrapped, "run cortex list")
+	if CategoryOf(hinted) != NotFound || HintOf(hinted) != "run cortex list" {
+		t.Fatalf("hint lost category or hint: %v %q", CategoryOf(hinted), HintOf(hinted))
+	}
+	if CategoryOf(fmt.Errorf("plain")) != Internal {
+		t.Fatal("plain error must be Internal")
+	}
+}
+
+func TestHTTPRoundTrip(t *testing.T) {
+	for _, c := range []Category{NotFound, InvalidArgument, AlreadyExists, FailedPrecondition, Unavailable, PermissionDenied, Unsupported} {
+		if got := FromHTTPStatus(HTTPStatus(c)); got != c {
+			t.Errorf("%s -> %d -> %s", c, HTTPStatus(c), got)
+		}
+	}
+	if HTTPStatus(Internal) != http.StatusInternalServerError {
+		t.Error("internal must be 500")
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	if ExitCode(nil) != 0 || ExitCode(New(InvalidArgument, "x")) != 2 || ExitCode(New(Unavailable, "x")) != 1 {
+		t.Fatal("exit code mapping wrong")
+	}
+}

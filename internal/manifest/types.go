@@ -1,0 +1,184 @@
+package manifest
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Version is the only manifest version this build understands.
+const Version = "1"
+
+// RestartPolicy says when the supervisor restarts an agent that ended.
+type RestartPolicy string
+
+const (
+	RestartNo        RestartPolicy = "no"
+	RestartOnFailure RestartPolicy = "on-failure"
+	RestartAlways    RestartPolicy = "always"
+)
+
+// Runtimes lists the runtime names a manifest may use.
+var Runtimes = []string{"python3.10", "python3.11", "python3.12", "nodejs18", "nodejs20"}
+
+// IsPython reports whether runtime is one of the python runtimes.
+func IsPython(runtime string) bool { return strings.HasPrefix(runtime, "python") }
+
+// IsNode reports whether runtime is one of the node runtimes.
+func IsNode(runtime string) bool { return strings.HasPrefix(runtime, "nodejs") }
+
+// Manifest is a parsed cortex.yaml. Zero values mean "not set"; Resolve
+// fills them from defaults and the daemon config.
+type Manifest struct {
+	Version            string       `json:"version"`
+	Project            string       `json:"project"`
+	Defaults           Defaults     `json:"defaults"`
+	GlobalCapabilities Capabilities `json:"global_capabilities"`
+	Agents             []Agent      `json:"agents"`
+
+	// Source is the file name errors are reported against.
+	Source string `json:"-"`
+	// pos maps a field path ("agents[1].resources.mem_limit") to where it
+	// was written, so validation errors can point at it.
+	pos map[string]Position
+}
+
+// Defaults is the manifest's project-level defaults block.
+type Defaults struct {
+	Runtime       string        `json:"runtime,omitempty"`
+	Resources     Resources     `json:"resources"`
+	RestartPolicy RestartPolicy `json:"restart_policy,omitempty"`
+	MaxRestarts   *int          `json:"max_restarts,omitempty"`
+}
+
+// Resources are the per-agent ceilings. Zero means unset.
+type Resources struct {
+	CPULimit  float64  `json:"cpu_limit,omitempty"`  // cores, fractional
+	MemLimit  Quantity `json:"mem_limit,omitempty"`  // bytes
+	PidsLimit int64    `json:"pids_limit,omitempty"` // processes+threads
+}
+
+// Agent is one entry of agents:. RestartPolicy and MaxRestarts are an
+// addition to the seed schema: an agent may override the defaults.
+type Agent struct {
+	Name          string        `json:"name"`
+	Description   string        `json:"description,omitempty"`
+	Runtime       string        `json:"runtime,omitempty"`
+	Entrypoint    string        `json:"entrypoint"`
+	Resources     Resources     `json:"resources"`
+	Capabilities  Capabilities  `json:"capabilities"`
+	Env           []EnvVar      `json:"env,omitempty"`
+	RestartPolicy RestartPolicy `json:"restart_policy,omitempty"`
+	MaxRestarts   *int          `json:"max_restarts,omitempty"`
+}
+
+// EnvVar is one env entry, kept in the order written.
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Capabilities is the decoded form of a capabilities list (a list of
+// one-key maps in YAML). Nil slices mean "not declared".
+type Capabilities struct {
+	NetworkAccess   []string   `json:"network.access,omitempty"`
+	FilesystemRead  []string   `json:"filesystem.read,omitempty"`
+	FilesystemWrite []string   `json:"filesystem.write,omitempty"`
+	Metrics         bool       `json:"observability.metrics,omitempty"`
+	Logging         string     `json:"security.logging,omitempty"` // "" or "strict"
+	BusBroker       string     `json:"bus.broker,omitempty"`       // global only
+	BusPublish      []string   `json:"bus.publish,omitempty"`      // nil: all channels of the project
+	BusSubscribe    []string   `json:"bus.subscribe,omitempty"`    // nil: all channels of the project
+	BusDurable      []string   `json:"bus.durable,omitempty"`
+	LLMAccess       []string   `json:"llm.access,omitempty"`
+	LLMBudget       *LLMBudget `json:"llm.budget,omitempty"`
+}
+
+// LLMBudget limits an agent's use of the LLM gateway. Zero means no limit.
+type LLMBudget struct {
+	TokensPerDay      int64   `json:"tokens_per_day,omitempty"`
+	DollarsPerDay     float64 `json:"dollars_per_day,omitempty"`
+	RequestsPerMinute int     `json:"requests_per_minute,omitempty"`
+}
+
+// Position is a place in the source file (1-based).
+type Position struct {
+	Line, Col int
+}
+
+// Quantity is a byte count written as 512Mi, 2Gi, 1048576 (plain bytes),
+// or with Ki/Ti suffixes.
+type Quantity int64
+
+var quantitySuffixes = []struct {
+	suffix string
+	mult   int64
+}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}}
+
+// ParseQuantity parses s. It refuses SI suffixes (2GB, 2G) with a hint,
+// negative values and overflow.
+func ParseQuantity(s string) (Quantity, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, fmt.Errorf("empty quantity; use Mi or Gi, e.g. 512Mi")
+	}
+	mult := int64(1)
+	num := s
+	for _, q := range quantitySuffixes {
+		if strings.HasSuffix(s, q.suffix) {
+			mult, num = q.mult, strings.TrimSuffix(s, q.suffix)
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || strings.HasPrefix(num, "+") {
+		return 0, fmt.Errorf("%q is not a quantity; use Mi or Gi, e.g. 2Gi", s)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return Quantity(n * mult), nil
+}
+
+// String formats q in the largest binary unit that divides it exactly.
+func (q Quantity) String() string {
+	for i := len(quantitySuffixes) - 1; i >= 0; i-- {
+		s := quantitySuffixes[i]
+		if q != 0 && int64(q)%s.mult == 0 {
+			return strconv.FormatInt(int64(q)/s.mult, 10) + s.suffix
+		}
+	}
+	return strconv.FormatInt(int64(q), 10)
+}
+
+// Limits are the resolved, always-set ceilings of one agent.
+type Limits struct {
+	CPU    float64  `json:"cpu"`
+	Memory Quantity `json:"memory"`
+	Pids   int64    `json:"pids"`
+}
+
+// DaemonDefaults are the daemon config's values, the last step of
+// resolution (agent, then manifest defaults, then these).
+type DaemonDefaults struct {
+	Runtime       string
+	Limits        Limits
+	RestartPolicy RestartPolicy
+	MaxRestarts   int
+}
+
+// ResolvedAgent is an agent with every field decided.
+type ResolvedAgent struct {
+	Project       string        `json:"project"`
+	Name          string        `json:"name"`
+	Description   string        `json:"description,omitempty"`
+	Runtime       string        `json:"runtime"`
+	Entrypoint    string        `json:"entrypoint"`
+	Limits        Limits        `json:"limits"`
+	RestartPolicy RestartPolicy `json:"restart_policy"`
+	MaxRestarts   int           `json:"max_restarts"`
+	// Capabilities are the agent's own merged with global_capabilities
+	// (lists are unioned; scalars: agent wins).
+	Capabilities Capabilities `json:"capabilities"`
+	Env          []EnvVar     `json:"env,omitempty"`
+}
