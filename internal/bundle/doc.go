@@ -1,0 +1,44 @@
+// Package bundle owns the .cortex bundle format: packing a project directory
+// into one reproducible archive (Create), and opening, verifying and
+// unpacking such an archive safely (Open, Bundle.Verify, Bundle.Extract).
+//
+// # Format, version 1
+//
+// A bundle is a tar archive compressed with gzip (standard library, a single
+// gzip member whose header has no name, a zero mtime and OS 255 "unknown").
+// Its entries are, in this order:
+//
+//  1. ".cortex/index.json": the content index (see Index), canonical JSON;
+//  2. "cortex.yaml": the project manifest, whatever the user's file was named;
+//  3. every other file of the index, in index order.
+//
+// The index lists every entry of the bundle (cortex.yaml included, the index
+// itself excluded) sorted by path, byte-wise, so a directory always comes
+// before what it holds. Each entry is a directory (mode 0755), a regular file
+// (0644, or 0755 when any execute bit was set) with its size and SHA-256, or
+// a symlink (0777) with its target. Tar headers carry a fixed mtime
+// (2000-01-01T00:00:00Z), uid and gid 0 and empty user and group names, so
+// packing the same tree twice gives the same bytes whatever the mtimes,
+// owners or directory read order; the Index.Digest, which is computed over
+// the index alone (see Index.Digest), does not even depend on the compressor.
+//
+// # Safety
+//
+// Opening a bundle must never write outside its target directory. Extract
+// refuses absolute paths, ".." components, names that are not clean UTF-8,
+// hard links, device and fifo entries, symlinks whose target leaves the tree
+// (resolved through the other symlinks of the bundle), entries under a
+// symlink, entries missing from the index or not in it, duplicates, content
+// that does not match its SHA-256, an index whose digest does not match, and
+// anything beyond the Limits (decompressed bytes are counted, so a gzip bomb
+// stops at the limit). Files are created with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS) below a directory descriptor, O_CREAT|O_EXCL|
+// O_NOFOLLOW, so even a symlink that got past every check could not redirect
+// a write. Extraction happens in a temporary directory beside the
+// destination, renamed into place only once everything verified.
+//
+// This package must not know about the manifest's schema (it stores
+// cortex.yaml as bytes; internal/manifest parses it), the daemon's host
+// layout (callers pass the destination), or how bundles travel (the API
+// saves an upload to a file and calls Open).
+package bundle
