@@ -168,9 +168,9 @@ func (u Usage) Total() int64 { return u.InputTokens + u.OutputTokens }
 
 // Response is a complete canonical answer.
 type Response struct {
-	ID     string `json:"id"`
-	Model  string `json:"model"` // the upstream model that answered
-	Parts  []Part `json:"parts"` // text and tool calls, in order
+	ID     string       `json:"id"`
+	Model  string       `json:"model"` // the upstream model that answered
+	Parts  []Part       `json:"parts"` // text and tool calls, in order
 	Finish FinishReason `json:"finish"`
 	// Native is the provider's own finish reason in NativeFamily's words.
 	Native       string `json:"native,omitempty"`

@@ -34,12 +34,12 @@ const (
 // Config is the `llm:` section of the daemon's config.yaml. The daemon
 // embeds it; Parse/ParseConfig decode strictly (unknown fields are errors).
 type Config struct {
-	Providers []ProviderConfig     `yaml:"providers" json:"providers"`
-	Aliases   map[string]Alias     `yaml:"aliases" json:"aliases"`
-	Routing   Routing              `yaml:"routing" json:"routing"`
-	Cache     CacheConfig          `yaml:"cache" json:"cache"`
-	Prices    map[string]Price     `yaml:"prices" json:"prices"`
-	Defaults  RequestDefaults      `yaml:"defaults" json:"defaults"`
+	Providers []ProviderConfig `yaml:"providers" json:"providers"`
+	Aliases   map[string]Alias `yaml:"aliases" json:"aliases"`
+	Routing   Routing          `yaml:"routing" json:"routing"`
+	Cache     CacheConfig      `yaml:"cache" json:"cache"`
+	Prices    map[string]Price `yaml:"prices" json:"prices"`
+	Defaults  RequestDefaults  `yaml:"defaults" json:"defaults"`
 }
 
 // ProviderConfig is one upstream account. Exactly one of APIKeyFile and

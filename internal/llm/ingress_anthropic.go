@@ -22,9 +22,9 @@ type anRequest struct {
 		Role    string          `json:"role"`
 		Content json.RawMessage `json:"content"`
 	} `json:"messages"`
-	System    json.RawMessage   `json:"system"`
-	MaxTokens *int              `json:"max_tokens"`
-	Tools     []json.RawMessage `json:"tools"`
+	System     json.RawMessage   `json:"system"`
+	MaxTokens  *int              `json:"max_tokens"`
+	Tools      []json.RawMessage `json:"tools"`
 	ToolChoice *struct {
 		Type                   string `json:"type"`
 		Name                   string `json:"name"`

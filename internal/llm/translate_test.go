@@ -509,7 +509,7 @@ func TestSameFamilyPassthrough(t *testing.T) {
 	t.Run("anthropic", func(t *testing.T) {
 		a := e.do(http.MethodPost, "/v1/messages", tok, map[string]any{
 			"model": "an", "max_tokens": 10, "metadata": map[string]any{"user_id": "u-42"},
-			"system": []any{map[string]any{"type": "text", "text": "long prompt", "cache_control": map[string]any{"type": "ephemeral"}}},
+			"system":   []any{map[string]any{"type": "text", "text": "long prompt", "cache_control": map[string]any{"type": "ephemeral"}}},
 			"messages": []any{map[string]any{"role": "user", "content": "hi"}},
 		}, map[string]string{"anthropic-beta": "prompt-caching-2024-07-31"})
 		if a.status != http.StatusOK {
