@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS agents (
 	finished_at INTEGER NOT NULL DEFAULT 0,
 	updated_at  INTEGER NOT NULL,
 	desired     TEXT NOT NULL DEFAULT 'running',
+	uid         INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (project, name)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -86,6 +87,8 @@ type Agent struct {
 	UpdatedAt  time.Time       `json:"updated_at"`
 	// Desired is what the operator last asked for: "running" or "stopped".
 	Desired string `json:"desired"`
+	// UID is the unprivileged uid the agent runs as (0 = unconfined).
+	UID int `json:"uid,omitempty"`
 }
 
 // Event is one state transition.
@@ -219,26 +222,26 @@ func (s *Store) PutAgent(ctx context.Context, a Agent) error {
 	if a.ExitCode != nil {
 		code = *a.ExitCode
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO agents(project,name,spec,state,reason,exit_code,pid,pid_start,restarts,cgroup,started_at,finished_at,updated_at,desired)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(project,name) DO UPDATE SET spec=excluded.spec, state=excluded.state,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO agents(project,name,spec,state,reason,exit_code,pid,pid_start,restarts,cgroup,started_at,finished_at,updated_at,desired,uid)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(project,name) DO UPDATE SET spec=excluded.spec, state=excluded.state,
 		reason=excluded.reason, exit_code=excluded.exit_code, pid=excluded.pid, pid_start=excluded.pid_start, restarts=excluded.restarts,
-		cgroup=excluded.cgroup, started_at=excluded.started_at, finished_at=excluded.finished_at, updated_at=excluded.updated_at, desired=excluded.desired`,
+		cgroup=excluded.cgroup, started_at=excluded.started_at, finished_at=excluded.finished_at, updated_at=excluded.updated_at, desired=excluded.desired, uid=excluded.uid`,
 		a.Project, a.Name, string(a.Spec), a.State, a.Reason, code, a.Pid, int64(a.PidStart), a.Restarts, a.Cgroup,
-		ms(a.StartedAt), ms(a.FinishedAt), ms(a.UpdatedAt), a.Desired)
+		ms(a.StartedAt), ms(a.FinishedAt), ms(a.UpdatedAt), a.Desired, a.UID)
 	if err != nil {
 		return fmt.Errorf("put agent %s/%s: %w", a.Project, a.Name, err)
 	}
 	return nil
 }
 
-const agentCols = `project,name,spec,state,reason,exit_code,pid,pid_start,restarts,cgroup,started_at,finished_at,updated_at,desired`
+const agentCols = `project,name,spec,state,reason,exit_code,pid,pid_start,restarts,cgroup,started_at,finished_at,updated_at,desired,uid`
 
 func scanAgent(r scanner) (Agent, error) {
 	var a Agent
 	var spec string
 	var code sql.NullInt64
 	var pidStart, started, finished, updated int64
-	if err := r.Scan(&a.Project, &a.Name, &spec, &a.State, &a.Reason, &code, &a.Pid, &pidStart, &a.Restarts, &a.Cgroup, &started, &finished, &updated, &a.Desired); err != nil {
+	if err := r.Scan(&a.Project, &a.Name, &spec, &a.State, &a.Reason, &code, &a.Pid, &pidStart, &a.Restarts, &a.Cgroup, &started, &finished, &updated, &a.Desired, &a.UID); err != nil {
 		return a, err
 	}
 	a.Spec = json.RawMessage(spec)

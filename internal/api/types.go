@@ -1,0 +1,144 @@
+// Package api holds the wire model of the daemon's REST API (/v1 over the
+// unix socket) and the client the CLI uses. It must stay free of daemon
+// internals: no processes, cgroups or sandboxes, so the CLI links none.
+package api
+
+import (
+	"time"
+
+	"github.com/cortexrt/cortex/internal/logs"
+	"github.com/cortexrt/cortex/internal/manifest"
+	"github.com/cortexrt/cortex/internal/store"
+)
+
+// Version of the API; the URL prefix.
+const Version = "v1"
+
+// State is an agent's lifecycle state.
+type State string
+
+const (
+	Starting  State = "starting"
+	Running   State = "running"
+	Suspended State = "suspended"
+	Stopped   State = "stopped"
+	Failed    State = "failed"
+)
+
+// Active reports whether an agent in s has (or is about to have) a process.
+func (s State) Active() bool { return s == Starting || s == Running || s == Suspended }
+
+// AgentStatus is what `cortex list` shows of one agent.
+type AgentStatus struct {
+	Project        string    `json:"project"`
+	Agent          string    `json:"agent"`
+	Description    string    `json:"description,omitempty"`
+	State          State     `json:"state"`
+	Reason         string    `json:"reason,omitempty"`
+	ExitCode       *int      `json:"exit_code,omitempty"`
+	Pid            int       `json:"pid,omitempty"`
+	Restarts       int       `json:"restarts"`
+	RestartPending bool      `json:"restart_pending,omitempty"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	FinishedAt     time.Time `json:"finished_at,omitzero"`
+	CPUPercent     float64   `json:"cpu_percent"`
+	MemoryBytes    uint64    `json:"memory_bytes"`
+	MemoryLimit    uint64    `json:"memory_limit"`
+	// Degraded lists the walls this agent runs without (the daemon opted
+	// into degraded mode on a host that lacks them).
+	Degraded []string `json:"degraded,omitempty"`
+}
+
+// Inspection is the full picture of one agent for `cortex inspect`.
+type Inspection struct {
+	AgentStatus
+	Spec          manifest.ResolvedAgent `json:"agent"`
+	Limits        manifest.Limits        `json:"limits"`
+	UID           int                    `json:"uid,omitempty"`
+	Cgroup        string                 `json:"cgroup,omitempty"`
+	CgroupVersion int                    `json:"cgroup_version"`
+	Walls         []Wall                 `json:"walls"`
+	BundleDigest  string                 `json:"bundle_digest"`
+	BundleDir     string                 `json:"bundle_dir"`
+	SourceDir     string                 `json:"source_dir,omitempty"`
+	History       []store.Event          `json:"history"`
+	Logs          logs.AgentStats        `json:"logs"`
+	Egress        any                    `json:"egress,omitempty"`
+}
+
+// Wall is one confinement layer and whether it is up for an agent.
+type Wall struct {
+	Name   string `json:"name"`
+	Up     bool   `json:"up"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Event is one state transition.
+type Event struct {
+	Time           time.Time `json:"time"`
+	Project        string    `json:"project"`
+	Agent          string    `json:"agent"`
+	Run            int       `json:"run"`
+	State          State     `json:"state"`
+	Reason         string    `json:"reason,omitempty"`
+	ExitCode       *int      `json:"exit_code,omitempty"`
+	RestartPending bool      `json:"restart_pending,omitempty"`
+}
+
+// Final reports whether the event ends the agent's story: a terminal
+// state with no restart coming.
+func (e Event) Final() bool { return !e.State.Active() && !e.RestartPending }
+
+// RunResponse answers POST /v1/projects.
+type RunResponse struct {
+	Project string   `json:"project"`
+	Digest  string   `json:"digest"`
+	Agents  []string `json:"agents"`
+}
+
+// ProjectSummary is one row of GET /v1/projects.
+type ProjectSummary struct {
+	Name      string         `json:"name"`
+	Digest    string         `json:"digest"`
+	SourceDir string         `json:"source_dir,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+	Agents    int            `json:"agents"`
+	States    map[string]int `json:"states"`
+}
+
+// AgentRef names one agent.
+type AgentRef struct {
+	Project string `json:"project"`
+	Agent   string `json:"agent"`
+}
+
+// VersionInfo answers GET /v1/version.
+type VersionInfo struct {
+	Version   string   `json:"version"`
+	API       string   `json:"api"`
+	GoVersion string   `json:"go_version"`
+	Pid       int      `json:"pid"`
+	Root      string   `json:"root"`
+	Cgroup    string   `json:"cgroup"`
+	Walls     []Wall   `json:"walls"`
+	Degraded  []string `json:"degraded,omitempty"`
+}
+
+// ErrorBody is every error response.
+type ErrorBody struct {
+	Error    string `json:"error"`
+	Category string `json:"category"`
+	Hint     string `json:"hint,omitempty"`
+}
+
+// AttachEnd is the last event of an attach stream.
+type AttachEnd struct {
+	Failed []string      `json:"failed"` // project/agent of agents that ended failed
+	Agents []AgentStatus `json:"agents"`
+}
+
+// Headers of POST /v1/projects.
+const (
+	HeaderSourceDir = "X-Cortex-Source-Dir" // the project directory a run came from
+	HeaderFilename  = "X-Cortex-Bundle-Name"
+)

@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/cortexrt/cortex/internal/api"
+)
+
+// resolve turns "project/agent" or an unambiguous "agent" into a ref.
+func resolve(ctx context.Context, c *api.Client, ref string) (api.AgentRef, error) {
+	return c.Resolve(ctx, ref)
+}
+
+// eachAgent runs fn for every reference, continuing past errors, and
+// returns the first error (the rest are printed).
+func (e *env) eachAgent(ctx context.Context, refs []string, fn func(*api.Client, api.AgentRef) error) error {
+	c, err := e.connect(ctx, false)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, r := range refs {
+		ref, err := resolve(ctx, c, r)
+		if err == nil {
+			err = fn(c, ref)
+		}
+		if err != nil {
+			if first == nil {
+				first = err
+			} else {
+				printError(e.stderr, "cortex", err)
+			}
+			continue
+		}
+	}
+	return first
+}

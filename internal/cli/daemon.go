@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/errdefs"
+)
+
+// connect returns a client for a daemon that answers. With autostart, a
+// missing daemon is started in the background first (the embedded
+// default), as `cortex run` does on a fresh machine.
+func (e *env) connect(ctx context.Context, autostart bool) (*api.Client, error) {
+	if e.client != nil {
+		return e.client, nil
+	}
+	c := api.NewClient(e.cfg.Socket())
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := c.Ping(pctx)
+	cancel()
+	if err == nil {
+		e.client = c
+		return c, nil
+	}
+	if !errdefs.IsUnavailable(err) || !autostart || e.cfg.NoAutostart || e.cfg.Host != "" {
+		return nil, err
+	}
+	if err := e.startDaemon(ctx, c); err != nil {
+		return nil, err
+	}
+	e.client = c
+	return c, nil
+}
+
+// startDaemon starts cortexd detached (its own session, output to
+// var/log/cortex/cortexd.log) and waits for its socket.
+func (e *env) startDaemon(ctx context.Context, c *api.Client) error {
+	bin, err := daemonBinary(e.cfg)
+	if err != nil {
+		return err
+	}
+	paths := config.NewPaths(e.cfg.Root)
+	if err := os.MkdirAll(paths.LogDir, 0o755); err != nil {
+		return errdefs.WithHint(errdefs.Wrap(errdefs.PermissionDenied, err), "run as root (cortexd needs root), or start cortexd yourself")
+	}
+	logPath := filepath.Join(paths.LogDir, "cortexd.log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = os.Environ()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if e.tty(e.stderr) {
+		fmt.Fprintf(e.stderr, "Starting cortexd (%s, log %s)...\n", bin, logPath)
+	}
+	if err := cmd.Start(); err != nil {
+		return errdefs.WithHint(errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("start %s: %w", bin, err)), "set CORTEX_DAEMON to the cortexd binary")
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.Ping(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return errdefs.WithHint(errdefs.New(errdefs.Unavailable, "cortexd exited while starting (%v)", err), "see "+logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return errdefs.WithHint(errdefs.New(errdefs.Unavailable, "cortexd did not answer on %s within 20s", c.Socket), "see "+logPath)
+}
+
+// daemonBinary finds cortexd: CORTEX_DAEMON, then beside this binary,
+// then $PATH.
+func daemonBinary(env config.Env) (string, error) {
+	if env.Daemon != "" {
+		return env.Daemon, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "cortexd")
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("cortexd"); err == nil {
+		return p, nil
+	}
+	return "", errdefs.WithHint(errdefs.New(errdefs.Unavailable, "no cortexd answers and no cortexd binary was found"), "install cortexd beside cortex or set CORTEX_DAEMON")
+}

@@ -1,0 +1,232 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/bundle"
+	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logs"
+	"github.com/cortexrt/cortex/internal/manifest"
+	"github.com/spf13/cobra"
+)
+
+func runCmd(e *env) *cobra.Command {
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "run [-d] [PATH]",
+		Short: "Run a swarm from a .cortex bundle, a project directory or a cortex.yaml",
+		Long: `Run a swarm. PATH is a .cortex bundle, a project directory (with a cortex.yaml) or a
+cortex.yaml file; it defaults to the current directory. A directory is bundled on the fly.
+
+Attached (the default), the agents' output is shown with coloured name prefixes until every
+agent has ended; Ctrl-C stops the swarm (a second Ctrl-C kills it at once). The exit code
+is non-zero when any agent failed. With -d the command returns once the agents started.`,
+		Args: maxArgs(1, "at most one PATH"),
+		RunE: func(c *cobra.Command, args []string) error {
+			path := "."
+			if len(args) == 1 {
+				path = args[0]
+			}
+			return e.run(c.Context(), path, detach)
+		},
+	}
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "start the agents and return")
+	return cmd
+}
+
+// runSource is what a PATH names.
+type runSource struct {
+	bundleFile   string // a .cortex file
+	dir          string // project directory
+	manifestPath string
+}
+
+func resolveRunSource(path string) (runSource, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return runSource{}, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return runSource{}, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s does not exist", path), "pass a .cortex bundle, a project directory or a cortex.yaml")
+		}
+		return runSource{}, err
+	}
+	switch {
+	case fi.IsDir():
+		for _, n := range manifest.FileNames {
+			if _, err := os.Stat(filepath.Join(abs, n)); err == nil {
+				return runSource{dir: abs, manifestPath: filepath.Join(abs, n)}, nil
+			}
+		}
+		return runSource{}, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "no cortex.yaml in %s", abs), "create one (see docs/manifest.md) or pass its path")
+	case strings.HasSuffix(abs, ".yaml") || strings.HasSuffix(abs, ".yml"):
+		return runSource{dir: filepath.Dir(abs), manifestPath: abs}, nil
+	}
+	return runSource{bundleFile: abs}, nil
+}
+
+// openUpload returns the bundle to send: the file itself, or a bundle
+// made from the directory into a temporary file.
+func (e *env) openUpload(ctx context.Context, src runSource) (*os.File, func(), error) {
+	if src.bundleFile != "" {
+		f, err := os.Open(src.bundleFile)
+		return f, func() {}, err
+	}
+	// Check the manifest here first: errors name the user's own file.
+	if err := checkManifestFile(src.manifestPath); err != nil {
+		return nil, nil, err
+	}
+	tmp, err := os.CreateTemp("", "cortex-run-*.cortex")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	bar := e.progress("bundling")
+	_, err = bundle.Create(ctx, tmp, bundle.CreateOptions{Dir: src.dir, ManifestPath: src.manifestPath, Progress: bar.update})
+	bar.done()
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if _, err := tmp.Seek(0, 0); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return tmp, cleanup, nil
+}
+
+func checkManifestFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := manifest.Parse(f, displayPath(path)); err != nil {
+		return errdefs.Wrap(errdefs.InvalidArgument, err)
+	}
+	return nil
+}
+
+// displayPath shortens path relative to the working directory.
+func displayPath(path string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return path
+}
+
+func (e *env) run(ctx context.Context, path string, detach bool) error {
+	src, err := resolveRunSource(path)
+	if err != nil {
+		return err
+	}
+	f, cleanup, err := e.openUpload(ctx, src)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	c, err := e.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	since := time.Now().Add(-time.Millisecond)
+	resp, err := c.Run(ctx, f, fi.Size(), src.dir, filepath.Base(f.Name()))
+	if err != nil {
+		return err
+	}
+	if detach {
+		fmt.Fprintf(e.stdout, "%s\n", resp.Project)
+		if e.tty(e.stderr) {
+			fmt.Fprintf(e.stderr, "started %d agent(s): %s (digest %s)\n", len(resp.Agents), strings.Join(resp.Agents, ", "), short(resp.Digest))
+		}
+		return nil
+	}
+	return e.attach(ctx, c, resp, since)
+}
+
+func short(digest string) string {
+	d := strings.TrimPrefix(digest, "sha256:")
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
+}
+
+// attach shows the project's output until it ends; Ctrl-C stops it.
+func (e *env) attach(ctx context.Context, c *api.Client, resp api.RunResponse, since time.Time) error {
+	width := 0
+	for _, a := range resp.Agents {
+		width = max(width, len(a))
+	}
+	color := e.tty(e.stdout)
+	var outMu sync.Mutex
+	onLog := func(rec logs.Record) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintln(e.stdout, logs.FormatText(rec, color, width))
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sigs:
+				n++
+				switch n {
+				case 1:
+					fmt.Fprintf(e.stderr, "Stopping %s (press Ctrl-C again to kill)...\n", resp.Project)
+					go func() { _ = c.Stop(context.Background(), resp.Project, 0) }()
+				case 2:
+					fmt.Fprintf(e.stderr, "Killing %s...\n", resp.Project)
+					go func() { _ = c.Stop(context.Background(), resp.Project, time.Nanosecond) }()
+				default:
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	end, err := c.Attach(ctx, resp.Project, since, onLog, nil)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return exitError{130}
+		}
+		return err
+	}
+	if len(end.Failed) > 0 {
+		var parts []string
+		for _, a := range end.Agents {
+			if a.State == api.Failed {
+				parts = append(parts, fmt.Sprintf("%s (%s)", a.Agent, a.Reason))
+			}
+		}
+		fmt.Fprintf(e.stderr, "%s: failed: %s\n", resp.Project, strings.Join(parts, ", "))
+		return exitError{1}
+	}
+	return nil
+}

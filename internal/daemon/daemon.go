@@ -1,0 +1,292 @@
+// Package daemon is cortexd: it owns every subsystem (store, logs,
+// cgroups, runtimes, supervisor, and the attachers for egress, bus and the
+// LLM gateway), wires them together in one place, and serves the REST API
+// on the unix socket. cmd/cortexd only parses flags and calls Run.
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cortexrt/cortex/internal/cgroups"
+	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logs"
+	"github.com/cortexrt/cortex/internal/manifest"
+	"github.com/cortexrt/cortex/internal/runtimes"
+	"github.com/cortexrt/cortex/internal/store"
+	"github.com/cortexrt/cortex/internal/supervisor"
+	"golang.org/x/sys/unix"
+)
+
+// Version is the build's version, set with -ldflags.
+var Version = "0.1.0-dev"
+
+// Options configure a daemon.
+type Options struct {
+	Paths  config.Paths
+	Logger *slog.Logger
+	// InitPath is the binary re-exec'd as the sandbox init; "" = this one.
+	InitPath string
+}
+
+// Daemon is cortexd: every subsystem, built once.
+type Daemon struct {
+	paths   config.Paths
+	cfg     *config.Config
+	log     *slog.Logger
+	lock    *os.File
+	store   *store.Store
+	logs    *logs.Store
+	cgroups cgroups.Manager
+	rt      *runtimes.Registry
+	sup     *supervisor.Supervisor
+	walls   Walls
+	defs    manifest.DaemonDefaults
+
+	// runMu serialises project creation (extract, validate, start).
+	runMu sync.Mutex
+}
+
+// New builds the daemon: takes the root's lock, opens state, detects the
+// host's walls and reattaches to agents left by an earlier daemon.
+func New(ctx context.Context, opts Options) (*Daemon, error) {
+	p := opts.Paths
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := p.MkdirAll(); err != nil {
+		return nil, fmt.Errorf("create directories under %s: %w", p.Root, err)
+	}
+	for _, d := range []string{filepath.Join(p.LibDir, "bundles"), filepath.Join(p.LibDir, "tmp"), filepath.Join(p.LibDir, "projects"), filepath.Join(p.RunDir, "agents")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	d := &Daemon{paths: p, log: log}
+	lock, err := lockRoot(p)
+	if err != nil {
+		return nil, err
+	}
+	d.lock = lock
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+
+	if d.cfg, err = config.Load(p.ConfigFile); err != nil {
+		return nil, errdefs.Wrap(errdefs.InvalidArgument, err)
+	}
+	if d.defs, err = d.cfg.DaemonDefaults(); err != nil {
+		return nil, errdefs.Wrap(errdefs.InvalidArgument, err)
+	}
+	if d.store, err = store.Open(filepath.Join(p.LibDir, "state.db")); err != nil {
+		return nil, err
+	}
+	segSize, _ := manifest.ParseQuantity(d.cfg.Logs.SegmentSize)
+	if d.logs, err = logs.Open(logs.Options{Dir: p.LogDir, SegmentSize: int64(segSize), Segments: d.cfg.Logs.Segments}, log.With("subsystem", "logs")); err != nil {
+		return nil, err
+	}
+	if d.cgroups, err = cgroups.New(cgroupParent(p.Root), log.With("subsystem", "cgroups")); err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	d.rt = runtimes.NewRegistry(d.cfg.Runtimes)
+	if _, err := runtimes.Install(p.ShareDir); err != nil {
+		return nil, fmt.Errorf("install runtime shims: %w", err)
+	}
+	if err := installSDK(p.ShareDir); err != nil {
+		return nil, fmt.Errorf("install SDKs: %w", err)
+	}
+	d.walls = probeWalls(d.cfg)
+	tmpSize, _ := manifest.ParseQuantity(d.cfg.Sandbox.TmpSize)
+	initPath := opts.InitPath
+	if initPath == "" {
+		if exe, err := os.Executable(); err == nil {
+			initPath = exe
+		}
+	}
+	d.sup = supervisor.New(supervisor.Options{
+		Store:          d.store,
+		Logs:           d.logs,
+		Cgroups:        d.cgroups,
+		Runtimes:       d.rt,
+		Logger:         log,
+		RunDir:         filepath.Join(p.RunDir, "agents"),
+		DataDir:        filepath.Join(p.LibDir, "projects"),
+		ShareDir:       p.ShareDir,
+		InitPath:       initPath,
+		Sandbox:        d.walls.sandboxOptions(int64(tmpSize)),
+		Attachers:      d.attachers(),
+		BackoffInitial: d.cfg.Supervisor.BackoffInitial.D(),
+		BackoffMax:     d.cfg.Supervisor.BackoffMax.D(),
+		KillGrace:      d.cfg.Supervisor.KillGrace.D(),
+	})
+	if err := d.sup.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("recover agents: %w", err)
+	}
+	ok = true
+	return d, nil
+}
+
+// cgroupParent names the daemon's cgroup parent: "cortex" for the FHS
+// root, "cortex-<hash>" for a CORTEX_ROOT, so daemons side by side never
+// touch each other's groups.
+func cgroupParent(root string) string {
+	if root == "/" || root == "" {
+		return "cortex"
+	}
+	h := sha256.Sum256([]byte(root))
+	return "cortex-" + hex.EncodeToString(h[:6])
+}
+
+// lockRoot makes sure only one daemon serves a root.
+func lockRoot(p config.Paths) (*os.File, error) {
+	path := filepath.Join(p.RunDir, "cortexd.pid")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		data, _ := os.ReadFile(path)
+		f.Close()
+		return nil, errdefs.New(errdefs.AlreadyExists, "another cortexd (pid %s) serves %s", string(trimNL(data)), p.Root)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// Close releases everything. Agents keep running: a new daemon
+// reattaches to them.
+func (d *Daemon) Close() {
+	if d.sup != nil {
+		d.sup.Close()
+	}
+	if d.logs != nil {
+		_ = d.logs.Close()
+	}
+	if d.store != nil {
+		_ = d.store.Close()
+	}
+	if d.lock != nil {
+		_ = d.lock.Close()
+	}
+}
+
+// Serve listens on the API socket until ctx is done.
+func (d *Daemon) Serve(ctx context.Context) error {
+	ln, err := listenUnix(d.paths.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           d.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext:       withPeer,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	d.log.Info("cortexd serving", "socket", d.paths.Socket, "root", d.paths.Root, "version", Version, "cgroup", d.cgroups.Version(), "degraded", d.walls.Missing)
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	_ = os.Remove(d.paths.Socket)
+	return nil
+}
+
+// listenUnix binds the API socket, replacing a stale one, with mode 0660
+// and group "cortex" when that group exists.
+func listenUnix(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, errdefs.New(errdefs.AlreadyExists, "a daemon already answers on %s", path)
+	}
+	_ = os.Remove(path)
+	old := syscall.Umask(0o117)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if g, err := user.LookupGroup("cortex"); err == nil {
+		if gid, err := strconv.Atoi(g.Gid); err == nil {
+			_ = os.Chown(path, 0, gid)
+		}
+	}
+	_ = os.Chmod(path, 0o660)
+	return ln, nil
+}
+
+type peerKey struct{}
+
+// Peer is the caller's credentials, from SO_PEERCRED.
+type Peer struct {
+	PID, UID, GID int
+}
+
+func withPeer(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *unix.Ucred
+	_ = raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, peerKey{}, Peer{PID: int(cred.Pid), UID: int(cred.Uid), GID: int(cred.Gid)})
+}
+
+func peerOf(ctx context.Context) Peer {
+	p, _ := ctx.Value(peerKey{}).(Peer)
+	return p
+}
+
+// Run is cortexd's main: build, serve until ctx is done, close.
+func Run(ctx context.Context, opts Options) error {
+	d, err := New(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	err = d.Serve(ctx)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,199 @@
+package sandbox
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The init's file descriptors, as Start passes them.
+const (
+	ctrlFD      = 3
+	firstKeepFD = 4
+)
+
+// initState is what the steps share inside the init.
+type initState struct {
+	spec *Spec
+	ctrl *os.File
+}
+
+func (s *initState) send(m ctrlMsg) {
+	b, _ := json.Marshal(m)
+	// After a daemon restart nobody reads the socket; that is fine.
+	_, _ = s.ctrl.Write(append(b, '\n'))
+}
+
+func (s *initState) logf(level, format string, args ...any) {
+	s.send(ctrlMsg{Type: "log", Level: level, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Init is the sandbox init's main. It never returns.
+func Init() {
+	// Namespace, credential and prctl changes below are per thread; the
+	// agent is forked from this same locked thread so it inherits them.
+	runtime.LockOSThread()
+	// Nothing the init inherited may leak into the agent.
+	for fd := ctrlFD; fd < firstKeepFD+8; fd++ {
+		unix.CloseOnExec(fd)
+	}
+	st := &initState{ctrl: os.NewFile(ctrlFD, "ctrl")}
+	rd := bufio.NewReader(st.ctrl)
+	line, err := rd.ReadBytes('\n')
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "cortex-init: read spec: %v\n", err)
+		os.Exit(125)
+	}
+	var m ctrlMsg
+	if err := json.Unmarshal(line, &m); err != nil || m.Spec == nil {
+		fmt.Fprintf(os.Stderr, "cortex-init: bad spec message: %v\n", err)
+		os.Exit(125)
+	}
+	st.spec = m.Spec
+
+	exitFile, err := os.OpenFile(st.spec.ExitFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		st.send(ctrlMsg{Type: "error", Step: "exitfile", Error: err.Error()})
+		os.Exit(125)
+	}
+	for _, step := range Steps(st.spec) {
+		if err := step.Run(st); err != nil {
+			st.send(ctrlMsg{Type: "error", Step: step.Name, Error: err.Error()})
+			os.Exit(125)
+		}
+	}
+	cmd, err := startAgent(st.spec)
+	if err != nil {
+		st.send(ctrlMsg{Type: "error", Step: "exec", Error: err.Error()})
+		os.Exit(125)
+	}
+	st.send(ctrlMsg{Type: "started", Pid: cmd.Process.Pid})
+	status := supervise(cmd.Process.Pid)
+	b, _ := json.Marshal(status)
+	_, _ = exitFile.Write(b)
+	_ = exitFile.Close()
+	// Exiting as pid 1 ends every other process of the namespace.
+	os.Exit(status.Code & 0xff)
+}
+
+// Step is one confinement layer, applied in order inside the init.
+type Step struct {
+	Name string
+	Run  func(*initState) error
+}
+
+// Steps returns the layers spec asks for, in the order the design fixes:
+// namespaces (cgroup, uts), filesystem, identity and syscalls.
+func Steps(spec *Spec) []Step {
+	steps := []Step{
+		{"cgroupns", func(*initState) error { return unix.Unshare(unix.CLONE_NEWCGROUP) }},
+		{"hostname", func(s *initState) error { return unix.Sethostname([]byte(s.spec.Hostname)) }},
+		{"mount", stepMounts},
+	}
+	if spec.Confine != nil {
+		steps = append(steps, Step{"privileges", stepPrivileges})
+		if spec.Confine.Landlock && spec.Rootfs != nil {
+			steps = append(steps, Step{"landlock", stepLandlock})
+		}
+		if spec.Confine.Seccomp {
+			steps = append(steps, Step{"seccomp", stepSeccomp})
+		}
+	}
+	return steps
+}
+
+// stepMounts stops mount propagation to the host, then either builds the
+// fresh root (Rootfs) or, without one, gives the agent a /proc of its own
+// pid namespace.
+func stepMounts(s *initState) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	if s.spec.Rootfs != nil {
+		return buildRootfs(s)
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	if s.spec.Dir != "" {
+		return unix.Chdir(s.spec.Dir)
+	}
+	return nil
+}
+
+// startAgent forks the agent from the locked thread.
+func startAgent(spec *Spec) (*exec.Cmd, error) {
+	if len(spec.Argv) == 0 {
+		return nil, fmt.Errorf("empty argv")
+	}
+	cmd := &exec.Cmd{Path: spec.Argv[0], Args: spec.Argv, Env: spec.Env, Dir: spec.Dir}
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	cmd.Stdin = devnull
+	cmd.Stdout = os.Stdout
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if spec.UID != 0 || spec.GID != 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(spec.UID), Gid: uint32(spec.GID), Groups: []uint32{}}
+	}
+	if spec.NoFile > 0 {
+		lim := unix.Rlimit{Cur: spec.NoFile, Max: spec.NoFile}
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			return nil, fmt.Errorf("rlimit nofile: %w", err)
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.Argv[0], err)
+	}
+	return cmd, nil
+}
+
+// supervise forwards signals to the agent's process group and reaps every
+// child until the agent itself exits.
+func supervise(agent int) ExitStatus {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs)
+	for {
+		// Reap whatever has exited; orphans of the agent are re-parented to
+		// us (pid 1) and must not become zombies.
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if err != nil || pid <= 0 {
+				break
+			}
+			if pid == agent {
+				return statusOf(ws)
+			}
+		}
+		sig := <-sigs
+		switch sig {
+		case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
+			continue
+		}
+		if s, ok := sig.(unix.Signal); ok {
+			// The agent leads its own session and process group.
+			_ = unix.Kill(-agent, s)
+		}
+	}
+}
+
+func statusOf(ws unix.WaitStatus) ExitStatus {
+	switch {
+	case ws.Exited():
+		return ExitStatus{Code: ws.ExitStatus()}
+	case ws.Signaled():
+		return ExitStatus{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
+	}
+	return ExitStatus{Code: 255}
+}

@@ -1,0 +1,697 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cortexrt/cortex/internal/cgroups"
+	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logs"
+	"github.com/cortexrt/cortex/internal/manifest"
+	"github.com/cortexrt/cortex/internal/sandbox"
+	"github.com/cortexrt/cortex/internal/store"
+	"golang.org/x/sys/unix"
+)
+
+// agent is one agent's watcher. Its loop goroutine owns starting,
+// waiting and restarting; the API methods (kill, suspend, resume) change
+// state under mu and signal the loop.
+type agent struct {
+	s       *Supervisor
+	project string
+	name    string
+	spec    manifest.ResolvedAgent
+	proj    store.Project
+	uid     int
+	runDir  string
+
+	mu             sync.Mutex
+	rec            store.Agent
+	proc           *sandbox.Process
+	cg             cgroups.Group
+	closers        []io.Closer
+	collectors     sync.WaitGroup
+	stopCollect    context.CancelFunc
+	stopReq        bool
+	restartPending bool
+	cpuAt          time.Time
+	cpuNS          uint64
+
+	wake     chan struct{} // interrupts a backoff sleep
+	detached chan struct{} // daemon shutting down: stop watching
+	detachMu sync.Once
+	done     chan struct{} // loop returned
+}
+
+func (s *Supervisor) newAgent(p store.Project, ra manifest.ResolvedAgent) *agent {
+	return &agent{
+		s:        s,
+		project:  p.Name,
+		name:     ra.Name,
+		spec:     ra,
+		proj:     p,
+		runDir:   filepath.Join(s.opts.RunDir, p.Name, ra.Name),
+		wake:     make(chan struct{}, 1),
+		detached: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+func (a *agent) cgroupName() string { return a.project + "/" + a.name }
+
+func (a *agent) detach() {
+	a.detachMu.Do(func() { close(a.detached) })
+}
+
+// waitDone waits for the loop (if one runs) to return.
+func (a *agent) waitDone() { <-a.done }
+
+func (a *agent) stopRequested() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stopReq
+}
+
+// loop runs the agent until it ends for good. proc is a reattached
+// sandbox; lost is the status of a run that ended while the daemon was
+// down (its cgroup, if any, is still in a.cg for the OOM check).
+func (a *agent) loop(proc *sandbox.Process, lost *sandbox.ExitStatus) {
+	defer close(a.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-a.detached:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		var st sandbox.ExitStatus
+		var startErr error
+		switch {
+		case lost != nil:
+			st, lost = *lost, nil
+		case proc != nil:
+			select {
+			case <-proc.Done():
+				st, _ = proc.Wait(ctx)
+			case <-a.detached:
+				a.stopCollectors()
+				return
+			}
+		default:
+			if a.stopRequested() {
+				a.setEnded(Stopped, ReasonKilled, nil, false)
+				return
+			}
+			proc, startErr = a.start(ctx)
+			if startErr == nil {
+				continue
+			}
+			select {
+			case <-a.detached:
+				return
+			default:
+			}
+		}
+		state, reason, code := a.classify(st, startErr)
+		a.endRun()
+		proc = nil
+
+		a.mu.Lock()
+		restarts := a.rec.Restarts
+		stopReq := a.stopReq
+		a.mu.Unlock()
+		want := !stopReq && a.wantsRestart(state)
+		if want && restarts >= a.spec.MaxRestarts {
+			want = false
+			reason = ReasonRestartLimit
+		}
+		a.setEnded(state, reason, code, want)
+		if !want {
+			return
+		}
+		delay := backoff(a.s.opts.BackoffInitial, a.s.opts.BackoffMax, restarts)
+		a.system(logs.LevelInfo, fmt.Sprintf("restarting in %s (restart %d of %d)", delay, restarts+1, a.spec.MaxRestarts), nil)
+		select {
+		case <-time.After(delay):
+		case <-a.wake:
+		case <-a.detached:
+			return
+		}
+		a.mu.Lock()
+		a.restartPending = false
+		stopReq = a.stopReq
+		code = a.rec.ExitCode
+		if !stopReq {
+			a.rec.Restarts++
+		}
+		a.mu.Unlock()
+		if stopReq {
+			a.setEnded(Stopped, ReasonKilled, code, false)
+			return
+		}
+	}
+}
+
+func (a *agent) wantsRestart(state State) bool {
+	switch a.spec.RestartPolicy {
+	case manifest.RestartAlways:
+		return true
+	case manifest.RestartOnFailure:
+		return state == Failed
+	}
+	return false
+}
+
+// backoff is initial * 2^n, capped.
+func backoff(initial, max time.Duration, n int) time.Duration {
+	d := initial
+	for i := 0; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}
+
+// classify turns how a run ended into state, reason and exit code.
+func (a *agent) classify(st sandbox.ExitStatus, startErr error) (State, string, *int) {
+	if startErr != nil {
+		return Failed, ReasonStartError + ": " + startErrText(startErr), nil
+	}
+	code := st.Code
+	a.mu.Lock()
+	cg, stopReq := a.cg, a.stopReq
+	a.mu.Unlock()
+	var ooms uint64
+	if cg != nil {
+		ooms, _ = cg.OOMKills()
+	}
+	switch {
+	case ooms > 0 && (st.Signaled() || code != 0):
+		return Failed, ReasonOOMKilled, &code
+	case stopReq:
+		return Stopped, ReasonKilled, &code
+	case st.Signal == "unknown":
+		// Reattached, and the init left no status: it was killed with the
+		// whole sandbox while the daemon was down.
+		return Failed, ReasonLost, nil
+	case st.Signaled():
+		return Failed, ReasonKilled, &code
+	case code == 0:
+		return Stopped, ReasonExited, &code
+	}
+	return Failed, ReasonExited, &code
+}
+
+func startErrText(err error) string {
+	var se *sandbox.StartError
+	if errors.As(err, &se) {
+		return se.Error()
+	}
+	return err.Error()
+}
+
+// start builds and starts one run of the agent.
+func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
+	a.mu.Lock()
+	run := a.rec.Restarts
+	a.mu.Unlock()
+	a.setState(Starting, "", nil)
+	if err := os.MkdirAll(a.runDir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := openFIFOs(a.runDir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.closeChildEnds()
+
+	cgm := a.s.opts.Cgroups
+	if old, err := cgm.Load(a.cgroupName()); err == nil {
+		_ = old.Delete()
+	}
+	cg, err := cgm.Create(a.cgroupName(), cgroups.Limits{CPU: a.spec.Limits.CPU, Memory: int64(a.spec.Limits.Memory), Pids: a.spec.Limits.Pids})
+	if err != nil {
+		f.closeParentEnds()
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	spec, err := a.s.buildSpec(a, run)
+	if err != nil {
+		f.closeParentEnds()
+		_ = cg.Delete()
+		return nil, err
+	}
+	info := AgentInfo{Project: a.project, Agent: a.spec, Run: run, UID: a.uid, GID: a.uid, RunDir: a.runDir}
+	var closers []io.Closer
+	proc, err := sandbox.Start(ctx, spec, sandbox.StartOptions{
+		InitPath: a.s.opts.InitPath,
+		Stdout:   f.wOut,
+		Stderr:   f.wErr,
+		Keep:     []*os.File{f.kOut, f.kErr},
+		Logger:   a.s.log,
+		Prepare: func(pid int, sp *sandbox.Spec) error {
+			if err := cg.AddProc(pid); err != nil {
+				return fmt.Errorf("place in cgroup: %w", err)
+			}
+			for _, at := range a.s.opts.Attachers {
+				c, err := at.Attach(ctx, info, pid, sp)
+				if err != nil {
+					return err
+				}
+				if c != nil {
+					closers = append(closers, c)
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		f.closeParentEnds()
+		for _, c := range closers {
+			_ = c.Close()
+		}
+		_ = cg.Delete()
+		return nil, err
+	}
+	a.mu.Lock()
+	a.proc, a.cg, a.closers = proc, cg, closers
+	a.rec.Pid, a.rec.PidStart = proc.Pid, proc.StartTime
+	a.rec.StartedAt, a.rec.FinishedAt = time.Now(), time.Time{}
+	a.rec.ExitCode = nil
+	a.rec.Cgroup = cg.Name()
+	a.mu.Unlock()
+	a.startCollectors(f.rOut, f.rErr, run)
+	a.setState(Running, "", nil)
+	a.system(logs.LevelInfo, fmt.Sprintf("started (run %d, pid %d)", run, proc.Pid), nil)
+
+	// A kill that arrived while the sandbox was being built.
+	if a.stopRequested() {
+		_ = proc.Signal(unix.SIGTERM)
+	}
+	return proc, nil
+}
+
+// fifos are the agent's stdout/stderr FIFOs: the daemon reads rOut/rErr,
+// the init holds kOut/kErr (read ends it never reads, so writes never see
+// EPIPE while the daemon is down) and hands wOut/wErr to the agent.
+type fifos struct {
+	rOut, rErr, kOut, kErr, wOut, wErr *os.File
+}
+
+func openFIFOs(dir string) (*fifos, error) {
+	f := &fifos{}
+	open := func(name string) (r, k, w *os.File, err error) {
+		p := filepath.Join(dir, name)
+		if err := unix.Mkfifo(p, 0o600); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, nil, nil, fmt.Errorf("mkfifo %s: %w", p, err)
+		}
+		if r, err = os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0); err != nil {
+			return
+		}
+		if k, err = os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0); err != nil {
+			r.Close()
+			return
+		}
+		if w, err = os.OpenFile(p, os.O_WRONLY, 0); err != nil {
+			r.Close()
+			k.Close()
+			return
+		}
+		// A bigger pipe absorbs bursts while the collector writes.
+		_, _ = unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+		return r, k, w, nil
+	}
+	var err error
+	if f.rOut, f.kOut, f.wOut, err = open("stdout"); err != nil {
+		return nil, err
+	}
+	if f.rErr, f.kErr, f.wErr, err = open("stderr"); err != nil {
+		f.rOut.Close()
+		f.kOut.Close()
+		f.wOut.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *fifos) closeChildEnds() {
+	for _, x := range []*os.File{f.kOut, f.kErr, f.wOut, f.wErr} {
+		x.Close()
+	}
+}
+
+func (f *fifos) closeParentEnds() {
+	f.rOut.Close()
+	f.rErr.Close()
+}
+
+// reopenFIFOs opens the read ends of an existing agent's FIFOs (after a
+// daemon restart).
+func reopenFIFOs(dir string) (out, errf *os.File, err error) {
+	if out, err = os.OpenFile(filepath.Join(dir, "stdout"), os.O_RDONLY|syscall.O_NONBLOCK, 0); err != nil {
+		return nil, nil, err
+	}
+	if errf, err = os.OpenFile(filepath.Join(dir, "stderr"), os.O_RDONLY|syscall.O_NONBLOCK, 0); err != nil {
+		out.Close()
+		return nil, nil, err
+	}
+	return out, errf, nil
+}
+
+func (a *agent) startCollectors(out, errf *os.File, run int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.mu.Lock()
+	a.stopCollect = cancel
+	a.mu.Unlock()
+	strict := a.spec.Capabilities.Logging == "strict"
+	for _, c := range []struct {
+		f      *os.File
+		stream string
+	}{{out, logs.StreamStdout}, {errf, logs.StreamStderr}} {
+		a.collectors.Add(1)
+		stop := context.AfterFunc(ctx, func() { c.f.Close() })
+		go func() {
+			defer a.collectors.Done()
+			defer stop()
+			defer c.f.Close()
+			err := a.s.opts.Logs.Collect(ctx, c.f, logs.Meta{Project: a.project, Agent: a.name, Run: run, Stream: c.stream, Strict: strict})
+			if err != nil && ctx.Err() == nil && !errors.Is(err, os.ErrClosed) {
+				a.s.log.Warn("log collector", "project", a.project, "agent", a.name, "err", err)
+			}
+		}()
+	}
+}
+
+// stopCollectors stops reading output without draining (daemon shutdown:
+// what is left in the pipes is read by the next daemon).
+func (a *agent) stopCollectors() {
+	a.mu.Lock()
+	cancel := a.stopCollect
+	a.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	a.collectors.Wait()
+}
+
+// endRun drains the output of a finished run and releases its cgroup and
+// attachments.
+func (a *agent) endRun() {
+	drained := make(chan struct{})
+	go func() {
+		a.collectors.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+		a.s.log.Warn("log drain timed out", "project", a.project, "agent", a.name)
+	}
+	a.stopCollectors()
+	a.mu.Lock()
+	cg, closers := a.cg, a.closers
+	a.proc, a.cg, a.closers = nil, nil, nil
+	a.mu.Unlock()
+	for _, c := range closers {
+		_ = c.Close()
+	}
+	if cg != nil {
+		if err := cg.Delete(); err != nil {
+			a.s.log.Warn("delete cgroup", "project", a.project, "agent", a.name, "err", err)
+		}
+	}
+}
+
+// setState records a transition that is not an end.
+func (a *agent) setState(st State, reason string, code *int) {
+	a.mu.Lock()
+	a.rec.State, a.rec.Reason = string(st), reason
+	if code != nil {
+		a.rec.ExitCode = code
+	}
+	rec := a.rec
+	a.mu.Unlock()
+	a.persist(rec, false)
+}
+
+// setEnded records the end of a run.
+func (a *agent) setEnded(st State, reason string, code *int, restartPending bool) {
+	a.mu.Lock()
+	a.rec.State, a.rec.Reason, a.rec.ExitCode = string(st), reason, code
+	a.rec.FinishedAt = time.Now()
+	a.rec.Pid, a.rec.PidStart = 0, 0
+	a.restartPending = restartPending
+	if a.stopReq {
+		a.rec.Desired = "stopped"
+	}
+	rec := a.rec
+	a.mu.Unlock()
+	a.persist(rec, restartPending)
+	msg := string(st)
+	if reason != "" {
+		msg += " (" + reason + ")"
+	}
+	if code != nil {
+		msg += fmt.Sprintf(", exit code %d", *code)
+	}
+	level := logs.LevelInfo
+	if st == Failed {
+		level = logs.LevelError
+	}
+	a.system(level, msg, nil)
+}
+
+func (a *agent) persist(rec store.Agent, restartPending bool) {
+	ctx := context.Background()
+	if err := a.s.opts.Store.PutAgent(ctx, rec); err != nil {
+		a.s.log.Error("persist agent state", "project", a.project, "agent", a.name, "err", err)
+	}
+	ev := store.Event{Project: rec.Project, Agent: rec.Name, Run: rec.Restarts, State: rec.State, Reason: rec.Reason, ExitCode: rec.ExitCode, Time: time.Now()}
+	if err := a.s.opts.Store.AddEvent(ctx, ev); err != nil {
+		a.s.log.Error("persist agent event", "project", a.project, "agent", a.name, "err", err)
+	}
+	a.s.publish(Event{Time: ev.Time, Project: rec.Project, Agent: rec.Name, Run: rec.Restarts, State: State(rec.State), Reason: rec.Reason, ExitCode: rec.ExitCode, RestartPending: restartPending})
+}
+
+// system writes a lifecycle line into the agent's log stream.
+func (a *agent) system(level, msg string, fields map[string]any) {
+	if a.s.opts.Logs == nil {
+		return
+	}
+	a.mu.Lock()
+	run := a.rec.Restarts
+	a.mu.Unlock()
+	_, err := a.s.opts.Logs.Append(logs.Record{Project: a.project, Agent: a.name, Run: run, Stream: logs.StreamSystem, Level: level, Message: msg, Fields: fields})
+	if err != nil {
+		a.s.log.Warn("append system log", "err", err)
+	}
+}
+
+func (a *agent) status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Status{
+		Project:        a.project,
+		Agent:          a.name,
+		Description:    a.spec.Description,
+		State:          State(a.rec.State),
+		Reason:         a.rec.Reason,
+		ExitCode:       a.rec.ExitCode,
+		Pid:            a.rec.Pid,
+		Restarts:       a.rec.Restarts,
+		RestartPending: a.restartPending,
+		StartedAt:      a.rec.StartedAt,
+		FinishedAt:     a.rec.FinishedAt,
+		MemoryLimit:    uint64(a.spec.Limits.Memory),
+		Degraded:       a.s.opts.Sandbox.Missing,
+	}
+}
+
+// fillUsage adds CPU and memory figures from the cgroup. CPU is the
+// average since the previous sample (or since start).
+func (a *agent) fillUsage(st *Status) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cg == nil {
+		return
+	}
+	stats, err := a.cg.Stats()
+	if err != nil {
+		return
+	}
+	st.MemoryBytes = stats.MemoryUsage
+	now := time.Now()
+	prevAt, prevNS := a.cpuAt, a.cpuNS
+	if prevAt.IsZero() || prevAt.Before(a.rec.StartedAt) {
+		prevAt, prevNS = a.rec.StartedAt, 0
+	}
+	if el := now.Sub(prevAt); el > 0 && stats.CPUUsageNS >= prevNS {
+		st.CPUPercent = float64(stats.CPUUsageNS-prevNS) / float64(el.Nanoseconds()) * 100
+	}
+	a.cpuAt, a.cpuNS = now, stats.CPUUsageNS
+}
+
+// kill stops the agent for good.
+func (a *agent) kill(ctx context.Context, grace time.Duration) error {
+	a.mu.Lock()
+	st := State(a.rec.State)
+	if !st.Active() && !a.restartPending {
+		a.mu.Unlock()
+		return errdefs.New(errdefs.FailedPrecondition, "agent %s/%s is not running (%s)", a.project, a.name, st)
+	}
+	a.stopReq = true
+	a.rec.Desired = "stopped"
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+	a.mu.Unlock()
+	a.system(logs.LevelInfo, fmt.Sprintf("kill requested (grace %s)", grace), nil)
+
+	// Wait for a start in progress to produce a process, or the loop to end.
+	var proc *sandbox.Process
+	var cg cgroups.Group
+	for {
+		a.mu.Lock()
+		proc, cg, st = a.proc, a.cg, State(a.rec.State)
+		a.mu.Unlock()
+		if proc != nil || st != Starting {
+			break
+		}
+		select {
+		case <-a.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if proc != nil {
+		if st == Suspended && cg != nil {
+			_ = cg.Thaw()
+			a.setState(Running, "", nil)
+		}
+		_ = proc.Signal(unix.SIGTERM)
+		select {
+		case <-proc.Done():
+		case <-time.After(grace):
+			a.system(logs.LevelWarn, fmt.Sprintf("did not stop within %s; sending SIGKILL", grace), nil)
+			if cg != nil {
+				_ = cg.Kill()
+			}
+			_ = proc.Signal(unix.SIGKILL)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-a.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *agent) suspend(ctx context.Context) error {
+	a.mu.Lock()
+	st, cg := State(a.rec.State), a.cg
+	a.mu.Unlock()
+	if st != Running || cg == nil {
+		return errdefs.New(errdefs.FailedPrecondition, "agent %s/%s is %s, not running", a.project, a.name, st)
+	}
+	if err := cg.Freeze(); err != nil {
+		return fmt.Errorf("freeze %s/%s: %w", a.project, a.name, err)
+	}
+	a.setState(Suspended, "", nil)
+	a.system(logs.LevelInfo, "suspended", nil)
+	return nil
+}
+
+func (a *agent) resume(ctx context.Context) error {
+	a.mu.Lock()
+	st, cg := State(a.rec.State), a.cg
+	a.mu.Unlock()
+	if st != Suspended || cg == nil {
+		return errdefs.New(errdefs.FailedPrecondition, "agent %s/%s is %s, not suspended", a.project, a.name, st)
+	}
+	if err := cg.Thaw(); err != nil {
+		return fmt.Errorf("thaw %s/%s: %w", a.project, a.name, err)
+	}
+	a.setState(Running, "", nil)
+	a.system(logs.LevelInfo, "resumed", nil)
+	return nil
+}
+
+func (a *agent) inspect(ctx context.Context) (Inspection, error) {
+	st := a.status()
+	a.fillUsage(&st)
+	a.mu.Lock()
+	cgPath := ""
+	if a.cg != nil {
+		cgPath = a.cg.Path()
+	}
+	a.mu.Unlock()
+	hist, err := a.s.opts.Store.Events(ctx, a.project, a.name, 200)
+	if err != nil {
+		return Inspection{}, err
+	}
+	in := Inspection{
+		AgentStatus:   st,
+		Spec:          a.spec,
+		Limits:        a.spec.Limits,
+		UID:           a.uid,
+		Cgroup:        cgPath,
+		CgroupVersion: a.s.opts.Cgroups.Version(),
+		Walls:         a.s.walls(),
+		BundleDigest:  a.proj.Digest,
+		BundleDir:     a.proj.BundleDir,
+		SourceDir:     a.proj.SourceDir,
+		History:       hist,
+	}
+	if !a.s.opts.Sandbox.Confine {
+		in.UID = 0
+	}
+	if a.s.opts.Logs != nil {
+		in.Logs, _ = a.s.opts.Logs.Stats(a.project, a.name)
+	}
+	return in, nil
+}
+
+// walls lists the confinement layers and whether they are up.
+func (s *Supervisor) walls() []Wall {
+	so := s.opts.Sandbox
+	missing := map[string]bool{}
+	for _, m := range so.Missing {
+		missing[strings.SplitN(m, ":", 2)[0]] = true
+	}
+	w := []Wall{
+		{Name: "cgroup", Up: true, Detail: fmt.Sprintf("v%d", s.opts.Cgroups.Version())},
+		{Name: "namespaces", Up: true, Detail: "pid, mount, uts, ipc, net, cgroup"},
+		{Name: "rootfs", Up: so.Confine},
+		{Name: "uid", Up: so.Confine},
+		{Name: "no_new_privs+capabilities", Up: so.Confine},
+		{Name: "seccomp", Up: so.Confine && so.Seccomp},
+		{Name: "landlock", Up: so.Confine && so.Landlock},
+	}
+	for i := range w {
+		if d, ok := so.WallDetails[w[i].Name]; ok && w[i].Detail == "" {
+			w[i].Detail = d
+		}
+		if missing[w[i].Name] {
+			w[i].Up = false
+		}
+	}
+	return w
+}
