@@ -259,8 +259,8 @@ func TestBPFPolicy(t *testing.T) {
 
 		// Foreign architectures.
 		{"x32 unshare", native(unix.SYS_UNSHARE|x32SysBit, unix.CLONE_NEWUSER), retEPERM},
-		{"x32 read", native(unix.SYS_READ|x32SysBit), retEPERM},
-		{"x32 getppid", native(unix.SYS_GETPPID|x32SysBit), retEPERM},
+		{"x32 read", native(unix.SYS_READ | x32SysBit), retEPERM},
+		{"x32 getppid", native(unix.SYS_GETPPID | x32SysBit), retEPERM},
 		{"i386 unshare", seccompData{nr: i386Unshare, arch: auditArchI386, args: [6]uint64{unix.CLONE_NEWUSER}}, retEPERM},
 		{"i386 read", seccompData{nr: i386Read, arch: auditArchI386}, retEPERM},
 		{"aarch64 read", seccompData{nr: 63, arch: auditArchAArch64}, retEPERM},

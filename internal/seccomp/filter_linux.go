@@ -180,8 +180,9 @@ func decodeSockFilters(raw []byte) ([]bpf.RawInstruction, error) {
 }
 
 // Load installs the filter in the calling process, in every thread at once
-// (SECCOMP_FILTER_FLAG_TSYNC), and then checks that every thread reports
-// seccomp filter mode; it fails rather than leave a thread unfiltered. It
+// (SECCOMP_FILTER_FLAG_TSYNC: the kernel filters all threads or none), and
+// then, where /proc is readable, checks that every thread reports seccomp
+// filter mode; it fails rather than leave a thread unfiltered. It
 // sets no_new_privs if the caller has not (and TSYNC carries it to every
 // thread). It cannot be undone: call it right before exec. The Filter may be
 // released afterwards.
@@ -201,6 +202,9 @@ func (f *Filter) Load() error {
 // checkAllThreadsFiltered reads the Seccomp field of every thread's status.
 func checkAllThreadsFiltered() error {
 	tasks, err := os.ReadDir("/proc/self/task")
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+		return nil // no /proc to look in; TSYNC (see checkLibrary) already made it all or nothing
+	}
 	if err != nil {
 		return fmt.Errorf("list threads: %w", err)
 	}
@@ -246,13 +250,23 @@ func libraryVersion() string {
 	return fmt.Sprintf("%d.%d.%d", major, minor, micro)
 }
 
-// checkLibrary needs libseccomp 2.5 or later, the oldest tested here.
+// checkLibrary needs libseccomp 2.5 or later (the oldest tested here) and
+// API level 2 or more, at which libseccomp and the kernel support TSYNC:
+// below it, libseccomp-golang would quietly load the filter into the calling
+// thread only.
 func checkLibrary() error {
 	major, minor, _ := libseccomp.GetLibraryVersion()
 	if major < 2 || major == 2 && minor < 5 {
 		return errdefs.WithHint(
 			errdefs.New(errdefs.Unsupported, "libseccomp %s is too old: 2.5 or later needed", libraryVersion()),
 			"install a newer libseccomp (apt-get install libseccomp2)")
+	}
+	api, err := libseccomp.GetAPI()
+	if err != nil {
+		return errdefs.Wrap(errdefs.Unsupported, fmt.Errorf("libseccomp API level: %w", err))
+	}
+	if api < 2 {
+		return errdefs.New(errdefs.Unsupported, "libseccomp API level %d: filtering every thread at once (TSYNC) needs level 2", api)
 	}
 	return nil
 }
