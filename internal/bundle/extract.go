@@ -32,13 +32,25 @@ import (
 // belong to the calling user (root, in the daemon). progress, when set, is
 // called with the content bytes extracted so far and the total.
 func (b *Bundle) Extract(ctx context.Context, dest string, lim Limits, progress func(done, total int64)) error {
-	lim = lim.withDefaults()
-	if err := b.checkLimits(lim); err != nil {
-		return err
-	}
 	dest = filepath.Clean(dest)
 	existed, err := checkDest(dest)
 	if err != nil {
+		return err
+	}
+	if err := b.extract(ctx, dest, lim.withDefaults(), progress); err != nil {
+		if existed && !errdefs.IsAlreadyExists(err) {
+			// Only succeeds while empty: never removes anyone's data.
+			os.Remove(dest)
+		}
+		return err
+	}
+	syncDir(filepath.Dir(dest))
+	return nil
+}
+
+// extract builds the tree beside dest and renames it into place.
+func (b *Bundle) extract(ctx context.Context, dest string, lim Limits, progress func(done, total int64)) error {
+	if err := b.checkLimits(lim); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".extract-")
@@ -56,13 +68,8 @@ func (b *Bundle) Extract(ctx context.Context, dest string, lim Limits, progress 
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
-		if existed && !errdefs.IsAlreadyExists(err) {
-			// Only succeeds while empty: never removes anyone's data.
-			os.Remove(dest)
-		}
 		return err
 	}
-	syncDir(filepath.Dir(dest))
 	return nil
 }
 

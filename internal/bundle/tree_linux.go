@@ -109,7 +109,11 @@ func (t *tree) openDir(dir string) (int, error) {
 	fd := t.root
 	for c := range strings.SplitSeq(dir, "/") {
 		if c == "" || c == "." || c == ".." {
-			return -1, unix.EINVAL
+			// What openat2's RESOLVE_BENEATH answers for an escape.
+			if fd != t.root {
+				unix.Close(fd)
+			}
+			return -1, unix.EXDEV
 		}
 		nfd, err := unix.Openat(fd, c, flags, 0)
 		if fd != t.root {
