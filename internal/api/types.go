@@ -52,7 +52,7 @@ type AgentStatus struct {
 // Inspection is the full picture of one agent for `cortex inspect`.
 type Inspection struct {
 	AgentStatus
-	Spec          manifest.ResolvedAgent `json:"agent"`
+	Spec          manifest.ResolvedAgent `json:"manifest"`
 	Limits        manifest.Limits        `json:"limits"`
 	UID           int                    `json:"uid,omitempty"`
 	Cgroup        string                 `json:"cgroup,omitempty"`

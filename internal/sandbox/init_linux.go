@@ -116,11 +116,13 @@ func stepMounts(s *initState) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
-	if s.spec.Rootfs != nil {
-		return buildRootfs(s)
-	}
+	// A /proc of the new pid namespace, first: pids the init sees (its
+	// children's) must mean the same in /proc (writing a uid_map, say).
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
+	}
+	if s.spec.Rootfs != nil {
+		return buildRootfs(s)
 	}
 	if s.spec.Dir != "" {
 		return unix.Chdir(s.spec.Dir)

@@ -107,6 +107,10 @@ func bindInto(root string, b Bind) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return err
 	}
+	// Never mount through a symlink planted in what is already bound.
+	if tfi, err := os.Lstat(target); err == nil && tfi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("bind %s: mount point %s is a symlink", b.Source, b.Target)
+	}
 	if fi.Mode()&os.ModeSymlink != 0 {
 		link, err := os.Readlink(b.Source)
 		if err != nil {

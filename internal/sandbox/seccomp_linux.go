@@ -1,9 +1,18 @@
 package sandbox
 
-import "fmt"
+import (
+	"fmt"
 
-// stepSeccomp loads the agent syscall filter on every thread of the init;
-// the agent and all its children inherit it.
+	"github.com/cortexrt/cortex/internal/seccomp"
+)
+
+// stepSeccomp loads the agent syscall filter on every thread of the init
+// (TSYNC); the agent, forked after, and all its children inherit it.
 func stepSeccomp(s *initState) error {
-	return fmt.Errorf("seccomp filter not available in this build")
+	f, err := seccomp.Default().Build()
+	if err != nil {
+		return fmt.Errorf("build seccomp filter: %w", err)
+	}
+	defer f.Release()
+	return f.Load()
 }

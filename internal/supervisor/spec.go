@@ -88,6 +88,13 @@ func (s *Supervisor) buildSpec(a *agent, run int) (sandbox.Spec, error) {
 		sandbox.Bind{Source: hostSDK, Target: SandboxShare + "/sdk", Optional: true},
 		sandbox.Bind{Source: a.proj.BundleDir, Target: AppDir},
 	)
+	// Grants nest under the read-only /app: their mount points must exist
+	// in the bundle directory (which the daemon owns) before /app goes in.
+	for _, p := range append(append([]string(nil), ra.Capabilities.FilesystemRead...), ra.Capabilities.FilesystemWrite...) {
+		if err := mountPoint(a.proj.BundleDir, p); err != nil {
+			return spec, err
+		}
+	}
 	for _, p := range ra.Capabilities.FilesystemRead {
 		src, err := s.grantSource(a, p, false)
 		if err != nil {
@@ -154,6 +161,28 @@ func (s *Supervisor) grantSource(a *agent, rel string, write bool) (string, erro
 		return "", errdefs.New(errdefs.InvalidArgument, "filesystem.read %q: %v", rel, err)
 	}
 	return p, nil
+}
+
+// mountPoint makes sure dir/rel is a directory inside dir (not a symlink
+// or a file), creating it when missing.
+func mountPoint(dir, rel string) error {
+	rel = filepath.Clean(rel)
+	p := dir
+	for _, part := range strings.Split(rel, "/") {
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		switch {
+		case os.IsNotExist(err):
+			if err := os.Mkdir(p, 0o755); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case !fi.IsDir():
+			return errdefs.New(errdefs.InvalidArgument, "filesystem grant %q: %s in the bundle is not a directory", rel, p)
+		}
+	}
+	return nil
 }
 
 func userEnv(ra manifest.ResolvedAgent) []string {
