@@ -41,6 +41,9 @@ type Manifest struct {
 	// pos maps a field path ("agents[1].resources.mem_limit") to where it
 	// was written, so validation errors can point at it.
 	pos map[string]Position
+	// bad holds the field paths Parse reported a problem for; Validate
+	// says nothing more about them or anything under them.
+	bad map[string]bool
 }
 
 // Defaults is the manifest's project-level defaults block.
@@ -85,7 +88,7 @@ type Capabilities struct {
 	FilesystemRead  []string   `json:"filesystem.read,omitempty"`
 	FilesystemWrite []string   `json:"filesystem.write,omitempty"`
 	Metrics         bool       `json:"observability.metrics,omitempty"`
-	Logging         string     `json:"security.logging,omitempty"` // "" or "strict"
+	Logging         string     `json:"security.logging,omitempty"` // "", "default" or "strict"
 	BusBroker       string     `json:"bus.broker,omitempty"`       // global only
 	BusPublish      []string   `json:"bus.publish,omitempty"`      // nil: all channels of the project
 	BusSubscribe    []string   `json:"bus.subscribe,omitempty"`    // nil: all channels of the project

@@ -1,0 +1,591 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/strictyaml"
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxSize is the largest manifest Parse reads.
+const MaxSize = 1 << 20
+
+// ExtensionPrefix starts top-level keys that Parse ignores ("x-common:"),
+// so that values shared through anchors have a place to be written.
+const ExtensionPrefix = "x-"
+
+// FileNames are the names Load looks for in a project directory, in order.
+var FileNames = []string{"cortex.yaml", "cortex.yml"}
+
+var (
+	rootFields      = []string{"version", "project", "defaults", "global_capabilities", "agents"}
+	defaultsFields  = []string{"runtime", "resources", "restart_policy", "max_restarts"}
+	resourcesFields = []string{"cpu_limit", "mem_limit", "pids_limit"}
+	agentFields     = []string{"name", "description", "runtime", "entrypoint", "resources", "capabilities", "env", "restart_policy", "max_restarts"}
+	budgetFields    = []string{"tokens_per_day", "dollars_per_day", "requests_per_minute"}
+)
+
+// Parse decodes a cortex.yaml read from r; source names it in problems
+// ("cortex.yaml"). It checks structure: YAML syntax, one document, known
+// fields only, no duplicate keys, the right YAML type for every field,
+// capability items shaped as one-key maps, quantities. The meaning of the
+// values is Validate's job.
+//
+// The manifest is non-nil whenever the YAML itself parsed, even when
+// problems were found, so Validate can still run on it (it stays silent
+// about fields Parse already reported). The error is a Problems listing
+// every problem, or an I/O error from r.
+func Parse(r io.Reader, source string) (*Manifest, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", source, err)
+	}
+	if len(data) > MaxSize {
+		return nil, Problems{{File: source, Msg: fmt.Sprintf("the manifest is larger than %d KiB", MaxSize>>10),
+			Fix: "keep cortex.yaml to declarations; put data in files the agents read"}}
+	}
+	root, err := strictyaml.Parse(data, source)
+	if err != nil {
+		var es strictyaml.Errors
+		if errors.As(err, &es) {
+			return nil, fromStrict(es, source)
+		}
+		return nil, err
+	}
+	m := &Manifest{Source: source, pos: map[string]Position{"": {Line: 1, Col: 1}}, bad: map[string]bool{}}
+	d := &decoder{m: m}
+	if root != nil {
+		d.root(root)
+	}
+	return m, d.probs.err()
+}
+
+// Check is Parse followed by Validate on whatever parsed: it returns the
+// manifest (nil only when the YAML itself did not parse) and every problem
+// of both, as one Problems sorted by position. This is what a user-facing
+// "validate" wants.
+func Check(r io.Reader, source string, opts ValidateOptions) (*Manifest, error) {
+	m, err := Parse(r, source)
+	if m == nil {
+		return nil, err
+	}
+	var all Problems
+	if err != nil {
+		if !errors.As(err, &all) {
+			return m, err
+		}
+		all = slices.Clone(all)
+	}
+	if err := m.Validate(opts); err != nil {
+		var ps Problems
+		errors.As(err, &ps)
+		all = append(all, ps...)
+	}
+	return m, all.err()
+}
+
+// Load reads the manifest at path. When path is a directory it reads
+// <dir>/cortex.yaml, else <dir>/cortex.yml. A missing file is an
+// errdefs.NotFound error; problems in the file are Problems as from Parse.
+func Load(path string) (*Manifest, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, statError(path, err)
+	}
+	if fi.IsDir() {
+		dir := path
+		path = ""
+		for _, name := range FileNames {
+			p := filepath.Join(dir, name)
+			if _, err := os.Stat(p); err == nil {
+				path = p
+				break
+			}
+		}
+		if path == "" {
+			return nil, errdefs.WithHint(errdefs.New(errdefs.NotFound, "no cortex.yaml in %s", dir),
+				"create "+filepath.Join(dir, "cortex.yaml")+" or pass the manifest's path")
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, statError(path, err)
+	}
+	defer f.Close()
+	return Parse(f, path)
+}
+
+func statError(path string, err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return errdefs.New(errdefs.NotFound, "manifest %s does not exist", path)
+	case errors.Is(err, os.ErrPermission):
+		return errdefs.Wrap(errdefs.PermissionDenied, fmt.Errorf("open manifest: %w", err))
+	}
+	return fmt.Errorf("open manifest: %w", err)
+}
+
+// Pos returns where the field at fieldPath was written: the key for a map
+// field ("agents[1].resources.mem_limit", "agents[0].env.ICE_URL",
+// "agents[0].capabilities.network.access"), the item for a list element
+// ("agents[1]", "agents[0].capabilities.network.access[2]",
+// "agents[0].capabilities[3]"). "" is the start of the document. It returns
+// the zero Position for fields not written or manifests not from Parse.
+func (m *Manifest) Pos(fieldPath string) Position {
+	return m.pos[fieldPath]
+}
+
+// written reports whether Parse saw the field.
+func (m *Manifest) written(fieldPath string) bool {
+	_, ok := m.pos[fieldPath]
+	return ok
+}
+
+// posNear returns the position of field, or of its nearest written
+// ancestor (so "missing" problems point at the enclosing block).
+func (m *Manifest) posNear(field string) Position {
+	for {
+		if p, ok := m.pos[field]; ok {
+			return p
+		}
+		if field == "" {
+			return Position{}
+		}
+		field = parent(field)
+	}
+}
+
+// parent strips the last ".key" or "[i]" from a field path.
+func parent(field string) string {
+	i := strings.LastIndexAny(field, ".[")
+	if i < 0 {
+		return ""
+	}
+	return field[:i]
+}
+
+// isBad reports whether Parse reported field or one of its ancestors.
+func (m *Manifest) isBad(field string) bool {
+	for {
+		if m.bad[field] {
+			return true
+		}
+		if field == "" {
+			return false
+		}
+		field = parent(field)
+	}
+}
+
+type decoder struct {
+	m     *Manifest
+	probs Problems
+}
+
+func (d *decoder) at(field string, n *yaml.Node) {
+	if d.m.pos == nil {
+		d.m.pos = map[string]Position{}
+	}
+	if _, ok := d.m.pos[field]; !ok {
+		d.m.pos[field] = Position{Line: n.Line, Col: n.Column}
+	}
+}
+
+// add reports a problem about field, at the position recorded for it.
+func (d *decoder) add(field, msg, fix string) {
+	d.m.bad[field] = true
+	d.probs = append(d.probs, Problem{File: d.m.Source, Pos: d.m.posNear(field), Field: field, Msg: msg, Fix: fix})
+}
+
+func (d *decoder) strict(es strictyaml.Errors) {
+	for _, e := range es {
+		d.m.bad[e.Field] = true
+	}
+	d.probs = append(d.probs, fromStrict(es, d.m.Source)...)
+}
+
+func (d *decoder) typeErr(field string, n *yaml.Node, want, fix string) {
+	d.add(field, fmt.Sprintf("expected %s, found %s", want, strictyaml.Describe(n)), fix)
+}
+
+// value follows aliases and refuses custom tags. ok is false when n is null
+// (the field counts as not set) or was refused.
+func (d *decoder) value(field string, n *yaml.Node) (*yaml.Node, bool) {
+	n = strictyaml.Deref(n)
+	if strictyaml.IsNull(n) {
+		return n, false
+	}
+	if !strictyaml.StandardTag(n) {
+		d.add(field, fmt.Sprintf("tag %s is not supported", n.Tag), "remove the tag")
+		return n, false
+	}
+	return n, true
+}
+
+// pairs returns the entries of the map n, or reports that n is not a map.
+func (d *decoder) pairs(field string, n *yaml.Node, want, fix string) ([]strictyaml.Pair, bool) {
+	if n.Kind != yaml.MappingNode {
+		d.typeErr(field, n, want, fix)
+		return nil, false
+	}
+	ps, errs := strictyaml.Pairs(n, field)
+	d.strict(errs)
+	return ps, true
+}
+
+func (d *decoder) unknown(field, name string, known []string) {
+	d.add(field, "unknown field", strictyaml.DidYouMean(name, known, "known fields: "+strings.Join(known, ", ")))
+}
+
+// str decodes a string field; any scalar counts as its literal text.
+func (d *decoder) str(field string, n *yaml.Node) (string, bool) {
+	n, ok := d.value(field, n)
+	if !ok {
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == strictyaml.TagBinary {
+		d.typeErr(field, n, "a string", "")
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (d *decoder) float(field string, n *yaml.Node, example string) (float64, bool) {
+	n, ok := d.value(field, n)
+	if !ok {
+		return 0, false
+	}
+	var f float64
+	if n.Kind != yaml.ScalarNode {
+		d.typeErr(field, n, "a number", "write e.g. "+example)
+		return 0, false
+	}
+	if t := n.ShortTag(); (t != strictyaml.TagInt && t != strictyaml.TagFloat) || n.Decode(&f) != nil {
+		d.add(field, fmt.Sprintf("%q is not a number", n.Value), "write a number without quotes, e.g. "+example)
+		return 0, false
+	}
+	return f, true
+}
+
+func (d *decoder) int(field string, n *yaml.Node, example string) (int64, bool) {
+	n, ok := d.value(field, n)
+	if !ok {
+		return 0, false
+	}
+	var i int64
+	if n.Kind != yaml.ScalarNode {
+		d.typeErr(field, n, "a whole number", "write e.g. "+example)
+		return 0, false
+	}
+	if n.ShortTag() != strictyaml.TagInt || n.Decode(&i) != nil {
+		msg := fmt.Sprintf("%q is not a whole number", n.Value)
+		if strings.Trim(n.Value, "+-0123456789") == "" && n.ShortTag() != strictyaml.TagStr {
+			msg = fmt.Sprintf("%s is too large", n.Value)
+		}
+		d.add(field, msg, "write an integer without quotes, e.g. "+example)
+		return 0, false
+	}
+	return i, true
+}
+
+func (d *decoder) bool(field string, n *yaml.Node) (bool, bool) {
+	n, ok := d.value(field, n)
+	if !ok {
+		return false, false
+	}
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != strictyaml.TagBool || n.Decode(&b) != nil {
+		d.typeErr(field, n, "true or false", "write true or false without quotes")
+		return false, false
+	}
+	return b, true
+}
+
+func (d *decoder) root(n *yaml.Node) {
+	d.at("", n)
+	ps, ok := d.pairs("", n, "a map of "+strings.Join(rootFields, ", "), `start with version: "1"`)
+	if !ok {
+		return
+	}
+	m := d.m
+	for _, p := range ps {
+		f := p.Key
+		d.at(f, p.KeyNode)
+		switch p.Key {
+		case "version":
+			d.version(p.Value)
+		case "project":
+			m.Project, _ = d.str(f, p.Value)
+		case "defaults":
+			d.defaults(f, p.Value)
+		case "global_capabilities":
+			m.GlobalCapabilities = d.capabilities(f, p.Value)
+		case "agents":
+			d.agents(f, p.Value)
+		default:
+			if strings.HasPrefix(p.Key, ExtensionPrefix) {
+				continue // a place for anchors, as in Compose files
+			}
+			d.unknown(f, p.Key, rootFields)
+		}
+	}
+}
+
+func (d *decoder) version(n *yaml.Node) {
+	n, ok := d.value("version", n)
+	if !ok {
+		return
+	}
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case strictyaml.TagStr:
+			d.m.Version = n.Value
+			return
+		case strictyaml.TagInt, strictyaml.TagFloat:
+			d.add("version", fmt.Sprintf("expected the string %q, found the number %s", Version, n.Value), fmt.Sprintf("write version: %q, with the quotes", Version))
+			return
+		}
+	}
+	d.typeErr("version", n, "a string", fmt.Sprintf("write version: %q", Version))
+}
+
+func (d *decoder) defaults(field string, n *yaml.Node) {
+	n, ok := d.value(field, n)
+	if !ok {
+		return
+	}
+	ps, ok := d.pairs(field, n, "a map", "write defaults: {runtime: python3.11, resources: {cpu_limit: 1.0, mem_limit: 2Gi}}")
+	if !ok {
+		return
+	}
+	def := &d.m.Defaults
+	for _, p := range ps {
+		f := strictyaml.Join(field, p.Key)
+		d.at(f, p.KeyNode)
+		switch p.Key {
+		case "runtime":
+			def.Runtime, _ = d.str(f, p.Value)
+		case "resources":
+			def.Resources = d.resources(f, p.Value)
+		case "restart_policy":
+			def.RestartPolicy = d.restartPolicy(f, p.Value)
+		case "max_restarts":
+			def.MaxRestarts = d.maxRestarts(f, p.Value)
+		default:
+			d.unknown(f, p.Key, defaultsFields)
+		}
+	}
+}
+
+func (d *decoder) restartPolicy(field string, n *yaml.Node) RestartPolicy {
+	s, _ := d.str(field, n)
+	return RestartPolicy(s)
+}
+
+func (d *decoder) maxRestarts(field string, n *yaml.Node) *int {
+	i, ok := d.int(field, n, "3")
+	if !ok {
+		return nil
+	}
+	if int64(int32(i)) != i {
+		d.add(field, fmt.Sprintf("%d is out of range", i), "write a small count, e.g. 3")
+		return nil
+	}
+	v := int(i)
+	return &v
+}
+
+func (d *decoder) resources(field string, n *yaml.Node) Resources {
+	var r Resources
+	n, ok := d.value(field, n)
+	if !ok {
+		return r
+	}
+	ps, ok := d.pairs(field, n, "a map", "write resources: {cpu_limit: 0.5, mem_limit: 512Mi}")
+	if !ok {
+		return r
+	}
+	for _, p := range ps {
+		f := strictyaml.Join(field, p.Key)
+		d.at(f, p.KeyNode)
+		switch p.Key {
+		case "cpu_limit":
+			r.CPULimit, _ = d.float(f, p.Value, "0.5")
+		case "mem_limit":
+			r.MemLimit = d.quantity(f, p.Value)
+		case "pids_limit":
+			r.PidsLimit, _ = d.int(f, p.Value, "128")
+		default:
+			d.unknown(f, p.Key, resourcesFields)
+		}
+	}
+	return r
+}
+
+func (d *decoder) quantity(field string, n *yaml.Node) Quantity {
+	s, ok := d.str(field, n)
+	if !ok {
+		return 0
+	}
+	q, err := ParseQuantity(s)
+	if err != nil {
+		msg, fix := splitFix(err.Error())
+		if fix == "" {
+			fix = "write a smaller size, e.g. 2Gi"
+		}
+		d.add(field, msg, fix)
+		return 0
+	}
+	return q
+}
+
+func (d *decoder) agents(field string, n *yaml.Node) {
+	n, ok := d.value(field, n)
+	if !ok {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.typeErr(field, n, "a list of agents", `start each agent with "- name: ..."`)
+		return
+	}
+	d.m.Agents = make([]Agent, 0, len(n.Content))
+	for i, item := range n.Content {
+		d.m.Agents = append(d.m.Agents, d.agent(strictyaml.Index(field, i), item))
+	}
+}
+
+func (d *decoder) agent(field string, n *yaml.Node) Agent {
+	var a Agent
+	d.at(field, n)
+	n, ok := d.value(field, n)
+	if !ok {
+		if strictyaml.IsNull(n) {
+			d.add(field, "empty list item", `start the agent with "- name: ..."`)
+		}
+		return a
+	}
+	fix := "write an agent as a map: - name: worker"
+	if n.Kind == yaml.ScalarNode {
+		fix = fmt.Sprintf("write - name: %s", n.Value)
+	}
+	ps, ok := d.pairs(field, n, "a map with name, entrypoint and more", fix)
+	if !ok {
+		return a
+	}
+	for _, p := range ps {
+		f := strictyaml.Join(field, p.Key)
+		d.at(f, p.KeyNode)
+		switch p.Key {
+		case "name":
+			a.Name, _ = d.str(f, p.Value)
+		case "description":
+			a.Description, _ = d.str(f, p.Value)
+		case "runtime":
+			a.Runtime, _ = d.str(f, p.Value)
+		case "entrypoint":
+			a.Entrypoint, _ = d.str(f, p.Value)
+		case "resources":
+			a.Resources = d.resources(f, p.Value)
+		case "capabilities":
+			a.Capabilities = d.capabilities(f, p.Value)
+		case "env":
+			a.Env = d.env(f, p.Value)
+		case "restart_policy":
+			a.RestartPolicy = d.restartPolicy(f, p.Value)
+		case "max_restarts":
+			a.MaxRestarts = d.maxRestarts(f, p.Value)
+		default:
+			d.unknown(f, p.Key, agentFields)
+		}
+	}
+	return a
+}
+
+func (d *decoder) env(field string, n *yaml.Node) []EnvVar {
+	n, ok := d.value(field, n)
+	if !ok {
+		return nil
+	}
+	ps, ok := d.pairs(field, n, "a map of NAME: value", `write env: {NAME: "value"}`)
+	if !ok {
+		return nil
+	}
+	env := make([]EnvVar, 0, len(ps))
+	for _, p := range ps {
+		f := strictyaml.Join(field, p.Key)
+		d.at(f, p.KeyNode)
+		v, ok := d.value(f, p.Value)
+		if !ok {
+			if strictyaml.IsNull(v) {
+				env = append(env, EnvVar{Name: p.Key})
+			}
+			continue
+		}
+		if v.Kind != yaml.ScalarNode || v.ShortTag() == strictyaml.TagBinary {
+			d.typeErr(f, v, "a single value", "quote it to pass it as text")
+			continue
+		}
+		env = append(env, EnvVar{Name: p.Key, Value: v.Value})
+	}
+	return env
+}
+
+func (d *decoder) budget(field string, n *yaml.Node) *LLMBudget {
+	ps, ok := d.pairs(field, n, "a map", "write llm.budget: {tokens_per_day: 100000, dollars_per_day: 5, requests_per_minute: 60}")
+	if !ok {
+		return nil
+	}
+	b := &LLMBudget{}
+	for _, p := range ps {
+		f := strictyaml.Join(field, p.Key)
+		d.at(f, p.KeyNode)
+		switch p.Key {
+		case "tokens_per_day":
+			b.TokensPerDay, _ = d.int(f, p.Value, "100000")
+		case "dollars_per_day":
+			b.DollarsPerDay, _ = d.float(f, p.Value, "5")
+		case "requests_per_minute":
+			i, ok := d.int(f, p.Value, "60")
+			if ok && int64(int32(i)) != i {
+				d.add(f, fmt.Sprintf("%d is out of range", i), "write e.g. 60")
+				continue
+			}
+			b.RequestsPerMinute = int(i)
+		default:
+			d.unknown(f, p.Key, budgetFields)
+		}
+	}
+	return b
+}
+
+// strList decodes a list of scalars; an empty list gives a non-nil empty
+// slice (declared, nothing allowed).
+func (d *decoder) strList(field string, n *yaml.Node, example string) []string {
+	if n.Kind != yaml.SequenceNode {
+		fix := "write e.g. " + example
+		if n.Kind == yaml.ScalarNode {
+			fix = "write a list: [" + strconv.Quote(n.Value) + "]"
+		}
+		d.typeErr(field, n, "a list", fix)
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for i, item := range n.Content {
+		f := strictyaml.Index(field, i)
+		d.at(f, item)
+		if s, ok := d.str(f, item); ok {
+			out = append(out, s)
+		} else if strictyaml.IsNull(item) {
+			d.add(f, "empty list item", "remove it, or write a value")
+		}
+	}
+	return out
+}
