@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/manifest"
+	"github.com/cortexrt/cortex/internal/strictyaml"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -78,7 +79,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration; write e.g. 10s or 500ms", n.Line, n.Value)
+		return fmt.Errorf("%q is not a duration; write e.g. 10s or 500ms", n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -111,8 +112,11 @@ func Default() *Config {
 	}
 }
 
-// Parse reads YAML over the defaults. Unknown fields are errors with their
-// line. It has no side effects; call Validate next.
+// Parse reads YAML over the defaults, strictly (internal/strictyaml): one
+// document, no unknown fields or duplicate keys, no type coercion. Problems
+// come back as strictyaml.Errors (category InvalidArgument), one line each:
+// "config.yaml:2:1: suprvisor: unknown field; did you mean "supervisor"?".
+// It has no side effects; call Validate next.
 func Parse(r io.Reader, source string) (*Config, error) {
 	c := Default()
 	c.Source = source
@@ -123,10 +127,8 @@ func Parse(r io.Reader, source string) (*Config, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return c, nil
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), "yaml: "))
+	if err := strictyaml.Decode(data, source, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
