@@ -22,7 +22,7 @@ type driver struct {
 	name string
 	// newManager returns a Manager for parent whose groups are all
 	// removed when the test ends.
-	newManager func(t *testing.T, parent string) Manager
+	newManager func(t testing.TB, parent string) Manager
 	// noLimits, when set, says why the ceilings cannot be tested.
 	noLimits string
 }
@@ -30,7 +30,7 @@ type driver struct {
 // drivers lists every driver this host can run: v1 where the v1 memory
 // hierarchy is mounted, v2 wherever cgroup2 is mounted (on a hybrid host
 // that is the controller-less /sys/fs/cgroup/unified).
-func drivers(t *testing.T) []driver {
+func drivers(t testing.TB) []driver {
 	t.Helper()
 	l, err := detect()
 	if err != nil {
@@ -38,7 +38,7 @@ func drivers(t *testing.T) []driver {
 	}
 	var out []driver
 	if _, ok := l.v1Point["memory"]; ok && l.mode != "v2" {
-		out = append(out, driver{name: "v1", newManager: func(t *testing.T, parent string) Manager {
+		out = append(out, driver{name: "v1", newManager: func(t testing.TB, parent string) Manager {
 			m, err := newV1(parent, testLogger(t), l)
 			if err != nil {
 				t.Fatal(err)
@@ -53,7 +53,7 @@ func drivers(t *testing.T) []driver {
 		}
 	}
 	if l.v2Mount != "" {
-		d := driver{name: "v2", newManager: func(t *testing.T, parent string) Manager {
+		d := driver{name: "v2", newManager: func(t testing.TB, parent string) Manager {
 			m, err := newV2(parent, testLogger(t), l.v2Mount, l.v2Root)
 			if err != nil {
 				t.Fatal(err)
@@ -431,6 +431,28 @@ func conformance(t *testing.T, d driver) {
 		}
 		assertGone(t, m, "p/a")
 		listIs(t, m)
+	})
+
+	t.Run("DeleteKillsPartialMember", func(t *testing.T) {
+		// A process an interrupted AddProc left in the first hierarchy
+		// only is still the group's, and Delete kills it.
+		m := d.newManager(t, randomParent(t))
+		g, err := m.Create("p/a", Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := startHelper(t, "sleep", "")
+		procs := filepath.Join(groupDirs(t, m, "p/a")[0], "cgroup.procs")
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(p.pid())), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Delete(); err != nil {
+			t.Fatal(err)
+		}
+		if st := p.wait(t, 10*time.Second); !killedBy(st, "killed") {
+			t.Errorf("helper ended with %v, want SIGKILL", st)
+		}
+		assertGone(t, m, "p/a")
 	})
 
 	t.Run("SeparateParents", func(t *testing.T) {

@@ -174,18 +174,18 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
 
-func randomParent(t *testing.T) string {
+func randomParent(t testing.TB) string {
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func randomParent(t *testing.T) string {
 }
 
 // groupDirs returns every directory g has (or had) on disk.
-func groupDirs(t *testing.T, m Manager, name string) []string {
+func groupDirs(t testing.TB, m Manager, name string) []string {
 	t.Helper()
 	switch m := m.(type) {
 	case *v1Manager:
@@ -212,7 +212,7 @@ func groupDirs(t *testing.T, m Manager, name string) []string {
 
 // cleanupParent deletes every group under m's parent and the parent
 // itself, whatever the test left behind.
-func cleanupParent(t *testing.T, m Manager) {
+func cleanupParent(t testing.TB, m Manager) {
 	t.Helper()
 	t.Cleanup(func() {
 		names, err := m.List()

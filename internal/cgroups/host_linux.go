@@ -130,12 +130,12 @@ func Probe() HostInfo {
 		if l.mode == "hybrid" {
 			h.Notes = append(h.Notes, fmt.Sprintf("hybrid host: cgroup2 at %s offers controllers %v; the v1 driver is used", l.v2Mount, h.V2Controllers))
 		}
-		if c, _ := h.Controller("memory"); !c.Usable {
-			h.Version = 0
-		}
 	case "v2":
 		h.Version = 2
-		h.Controllers, h.Swap = probeV2(l.v2Mount)
+		h.Controllers, h.Swap, h.Notes = probeV2(l.v2Mount)
+	}
+	if c, _ := h.Controller("memory"); h.Version != 0 && !c.Usable {
+		h.Version = 0 // New refuses to run agents without a memory ceiling
 	}
 	if h.Swap != "" && strings.Contains(h.Swap, "not capped") {
 		h.Notes = append(h.Notes, "swap: "+h.Swap)
@@ -174,7 +174,7 @@ func probeV1(l layout) ([]Controller, string) {
 	return out, swap
 }
 
-func probeV2(mountPoint string) ([]Controller, string) {
+func probeV2(mountPoint string) (_ []Controller, swap string, notes []string) {
 	avail := readControllers(mountPoint)
 	var out []Controller
 	for _, name := range v2Wanted {
@@ -204,12 +204,13 @@ func probeV2(mountPoint string) ([]Controller, string) {
 			c.Reason = fmt.Sprintf("no child cgroup to look for %s in", feat.file)
 		}
 		if feat.name == "kill" && !c.Usable {
-			// Kill falls back to freeze, signal, thaw; not a missing feature.
-			c.Usable, c.Reason = true, "cgroup.kill absent; Kill signals each process instead"
+			// Kill falls back to freeze, signal, thaw: slower, not missing.
+			notes = append(notes, "cgroup.kill absent: Kill freezes the group and signals each process")
+			continue
 		}
 		out = append(out, c)
 	}
-	swap := "unavailable: no memory controller"
+	swap = "unavailable: no memory controller"
 	if slices.Contains(avail, "memory") {
 		if has, known := v2HasFile(mountPoint, "memory.swap.max"); has || !known {
 			swap = "memory.swap.max = 0"
@@ -217,7 +218,7 @@ func probeV2(mountPoint string) ([]Controller, string) {
 			swap = "swap usage not capped (no memory.swap.max: boot with swapaccount=1)"
 		}
 	}
-	return out, swap
+	return out, swap, notes
 }
 
 // v2HasFile reports whether non-root cgroups under mountPoint have file,

@@ -11,7 +11,7 @@ import (
 // hierarchy's root). v1 and hybrid hosts get the v1 driver, unified hosts
 // the v2 driver. It fails with FailedPrecondition if the host has no
 // usable memory controller, so no agent can run without a memory ceiling.
-// A nil logger discards.
+// logger is used as given (the daemon names the subsystem); nil discards.
 func New(parent string, logger *slog.Logger) (Manager, error) {
 	if err := validName("parent", parent); err != nil {
 		return nil, err
@@ -19,7 +19,6 @@ func New(parent string, logger *slog.Logger) (Manager, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("subsystem", "cgroups")
 	l, err := detect()
 	if err != nil {
 		return nil, errdefs.Wrap(errdefs.Unavailable, err)

@@ -288,16 +288,26 @@ func inCgroup(procCgroup, controller, want string) bool {
 	return false
 }
 
-// procMember returns a member check for the group at rel in the hierarchy
-// of controller (v1) or the unified one (""), mounted with root mountRoot.
-func procMember(controller, mountRoot, rel string) func(int) bool {
-	want := path.Join(mountRoot, rel)
+// hierPath names a group's place in one hierarchy as /proc/<pid>/cgroup
+// shows it: the controller ("" for the unified hierarchy) and the path.
+type hierPath struct{ controller, path string }
+
+// procMember returns a member check that passes if /proc/<pid>/cgroup
+// places pid in the group (or below it) in any of the hierarchies. Any,
+// not all: a process an interrupted AddProc left in only some
+// hierarchies must still be killed.
+func procMember(in []hierPath) func(int) bool {
 	return func(pid int) bool {
 		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 		if err != nil {
 			return false
 		}
-		return inCgroup(string(data), controller, want)
+		for _, h := range in {
+			if inCgroup(string(data), h.controller, h.path) {
+				return true
+			}
+		}
+		return false
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -386,15 +387,15 @@ func (g *v1Group) OOMKills() (uint64, error) {
 }
 
 func (g *v1Group) killer() killer {
-	k := killer{name: g.name, procs: g.Procs}
-	member := "memory"
+	var in []hierPath
+	for _, h := range g.m.hiers {
+		in = append(in, hierPath{h.name, path.Join(h.root, g.rel)})
+	}
+	k := killer{name: g.name, procs: g.Procs, member: procMember(in)}
 	if _, ok := g.m.hierOf("freezer"); ok {
-		member = "freezer"
 		k.freeze = func() error { return g.setFreezer("FROZEN", killFreezeMax) }
 		k.thaw = func() error { return g.setFreezer("THAWED", freezeTimeout) }
 	}
-	h, _ := g.m.hierOf(member)
-	k.member = procMember(member, h.root, g.rel)
 	return k
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -333,7 +334,7 @@ func (g *v2Group) kill() error {
 		}
 		return err
 	}
-	k := killer{name: g.name, procs: g.Procs, member: procMember("", g.m.root, g.rel)}
+	k := killer{name: g.name, procs: g.Procs, member: procMember([]hierPath{{"", path.Join(g.m.root, g.rel)}})}
 	if exists(g.file("cgroup.freeze")) {
 		k.freeze = func() error { return g.setFrozen(true, killFreezeMax) }
 		k.thaw = func() error { return g.setFrozen(false, freezeTimeout) }
