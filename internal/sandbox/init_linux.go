@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,8 +80,44 @@ func Init() {
 	b, _ := json.Marshal(status)
 	_, _ = exitFile.Write(b)
 	_ = exitFile.Close()
-	// Exiting as pid 1 ends every other process of the namespace.
+	// The agent is gone: end whatever it left running in the namespace,
+	// then wait until the daemon has read every byte still buffered in
+	// the output pipes (it may be restarting), so no output is lost.
+	_ = unix.Kill(-1, unix.SIGKILL)
+	reapAll()
+	drain(st.spec.Keep, st.spec.DrainTimeout)
 	os.Exit(status.Code & 0xff)
+}
+
+// reapAll waits for every remaining child.
+func reapAll() {
+	for {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil && err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// drain waits while the kept pipe read ends (fds firstKeepFD..+n) still
+// hold unread bytes, up to timeout.
+func drain(n int, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = 10 * time.Minute
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		pending := 0
+		for fd := firstKeepFD; fd < firstKeepFD+n; fd++ {
+			if v, err := unix.IoctlGetInt(fd, unix.TIOCINQ); err == nil {
+				pending += v
+			}
+		}
+		if pending == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Step is one confinement layer, applied in order inside the init.

@@ -1,6 +1,9 @@
 package sandbox
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
 // Spec is everything the init needs to build one agent's sandbox. It is
 // sent to the init as JSON over the control socket.
@@ -23,6 +26,13 @@ type Spec struct {
 	Confine *Confine `json:"confine,omitempty"`
 	// Rlimits applied to the agent (RLIMIT_NOFILE etc.).
 	NoFile uint64 `json:"nofile,omitempty"`
+	// Keep is how many files Start passed for the init to hold (the read
+	// ends of the output FIFOs). Set by Start.
+	Keep int `json:"keep"`
+	// DrainTimeout bounds how long the init, once the agent has ended,
+	// waits for the daemon to read what is still buffered in the output
+	// pipes (it may be down or restarting). Zero means 10 minutes.
+	DrainTimeout time.Duration `json:"drain_timeout,omitempty"`
 }
 
 // Rootfs describes the agent's filesystem: a tmpfs root holding only the

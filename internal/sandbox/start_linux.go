@@ -121,6 +121,7 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 			return fail("prepare", err)
 		}
 	}
+	spec.Keep = len(opts.Keep)
 	msg, _ := json.Marshal(ctrlMsg{Type: "spec", Spec: &spec})
 	if _, err := parent.Write(append(msg, '\n')); err != nil {
 		return fail("exec", fmt.Errorf("send spec: %w", err))
