@@ -62,8 +62,9 @@ func (d *decoder) capabilities(field string, n *yaml.Node) Capabilities {
 	if n.Kind != yaml.SequenceNode {
 		fix := `write each capability as a list item: - network.access: ["api.example.com"]`
 		if n.Kind == yaml.MappingNode && len(n.Content) > 0 {
-			k := strictyaml.Deref(n.Content[0]).Value
-			fix = fmt.Sprintf("write each capability as its own list item, e.g. - %s: ...", k)
+			if k := strictyaml.Deref(n.Content[0]).Value; capExamples[k] != "" {
+				fix = fmt.Sprintf("write each capability as its own list item, e.g. - %s: %s", k, capExamples[k])
+			}
 		}
 		d.typeErr(field, n, "a list of one-key maps", fix)
 		return c
@@ -106,17 +107,18 @@ func (d *decoder) capabilities(field string, n *yaml.Node) Capabilities {
 		p := ps[0]
 		name := p.Key
 		f := strictyaml.Join(field, name)
+		ex, known := capExamples[name]
+		if !known {
+			d.at(f, p.KeyNode)
+			d.add(f, "unknown capability", strictyaml.DidYouMean(name, CapabilityNames, "known capabilities: "+strings.Join(CapabilityNames, ", ")))
+			continue
+		}
 		if pos, dup := first[name]; dup {
 			d.add(itemField, fmt.Sprintf("%s is declared twice; first at line %d", name, pos.Line), "merge both into one item")
 			continue
 		}
 		d.at(f, p.KeyNode)
 		first[name] = d.m.Pos(f)
-		ex, known := capExamples[name]
-		if !known {
-			d.add(f, "unknown capability", strictyaml.DidYouMean(name, CapabilityNames, "known capabilities: "+strings.Join(CapabilityNames, ", ")))
-			continue
-		}
 		v, ok := d.value(f, p.Value)
 		if !ok {
 			if strictyaml.IsNull(v) {

@@ -474,7 +474,7 @@ func (d *decoder) agent(field string, n *yaml.Node) Agent {
 	}
 	fix := "write an agent as a map: - name: worker"
 	if n.Kind == yaml.ScalarNode {
-		fix = fmt.Sprintf("write - name: %s", n.Value)
+		fix = "write - name: " + toLabel(n.Value)
 	}
 	ps, ok := d.pairs(field, n, "a map with name, entrypoint and more", fix)
 	if !ok {

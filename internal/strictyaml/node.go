@@ -3,6 +3,7 @@ package strictyaml
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -80,8 +81,15 @@ func StandardTag(n *yaml.Node) bool {
 }
 
 // Join appends a key to a field path: Join("a", "b") is "a.b", Join("", "b")
-// is "b".
+// is "b". A key with characters other than letters, digits and "_.-" is
+// quoted in brackets, Join("env", "A B") is `env["A B"]`, so a path is
+// always one unambiguous line.
 func Join(field, key string) string {
+	if key == "" || strings.IndexFunc(key, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')
+	}) >= 0 {
+		return field + "[" + strconv.Quote(key) + "]"
+	}
 	if field == "" {
 		return key
 	}
@@ -181,7 +189,7 @@ func mergePairs(v *yaml.Node, field string) ([]Pair, Errors) {
 		var errs Errors
 		for _, item := range v.Content {
 			if Deref(item).Kind != yaml.MappingNode {
-				errs = append(errs, TypeError(item, Join(field, "<<"), "a map to merge", "merge with <<: *anchor of a map, or a list of them"))
+				errs = append(errs, TypeError(item, field+".<<", "a map to merge", "merge with <<: *anchor of a map, or a list of them"))
 				continue
 			}
 			ps, e := Pairs(item, field)
@@ -190,7 +198,7 @@ func mergePairs(v *yaml.Node, field string) ([]Pair, Errors) {
 		}
 		return out, errs
 	}
-	return nil, Errors{TypeError(v, Join(field, "<<"), "a map to merge", "merge with <<: *anchor of a map, or a list of them")}
+	return nil, Errors{TypeError(v, field+".<<", "a map to merge", "merge with <<: *anchor of a map, or a list of them")}
 }
 
 func isMerge(k *yaml.Node) bool {

@@ -190,3 +190,23 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestJoin(t *testing.T) {
+	tests := []struct{ field, key, want string }{
+		{"", "version", "version"},
+		{"agents[0]", "name", "agents[0].name"},
+		{"agents[0].capabilities", "network.access", "agents[0].capabilities.network.access"},
+		{"agents[0].env", "WITH SPACE", `agents[0].env["WITH SPACE"]`},
+		{"env", "A\nB", `env["A\nB"]`},
+		{"env", "", `env[""]`},
+		{"", "x:y", `["x:y"]`},
+	}
+	for _, tc := range tests {
+		if got := Join(tc.field, tc.key); got != tc.want {
+			t.Errorf("Join(%q, %q) = %q, want %q", tc.field, tc.key, got, tc.want)
+		}
+	}
+	if got := Index("agents", 3); got != "agents[3]" {
+		t.Errorf("Index = %q", got)
+	}
+}
