@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +42,7 @@ type conn struct {
 
 type pendingMsg struct {
 	sub *subscription
-	m   jetstream.Msg
+	m   *nats.Msg // a JetStream delivery; settled by publishing to m.Reply
 }
 
 type subscription struct {
@@ -52,11 +53,8 @@ type subscription struct {
 	done    chan struct{}
 	once    sync.Once
 
-	ns *nats.Subscription // non-durable
-	q  chan *nats.Msg     // non-durable buffer
-
-	ctx    context.Context // durable: cancels the pull loop
-	cancel context.CancelFunc
+	ns *nats.Subscription // core subscription, or the durable pull inbox
+	q  chan *nats.Msg     // non-durable: bounded buffer; durable: pulled messages
 }
 
 func newConn(a *attachment, nc *net.UnixConn) *conn {
@@ -112,7 +110,7 @@ func (c *conn) finish() {
 	c.wg.Wait()
 	c.mu.Lock()
 	for tok, p := range c.pending {
-		_ = p.m.Nak()
+		c.s.settle(p.m, ackNak)
 		delete(c.pending, tok)
 	}
 	c.mu.Unlock()
@@ -289,11 +287,9 @@ func (c *conn) subscribe(req *request) error {
 	sub.id = strconv.FormatUint(c.nextSub, 10)
 	c.mu.Unlock()
 
-	var cons jetstream.Consumer
 	if sub.durable {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		var err error
-		cons, err = c.s.js.CreateOrUpdateConsumer(ctx, streamName(project, req.Channel), jetstream.ConsumerConfig{
+		_, err := c.s.js.CreateOrUpdateConsumer(ctx, streamName(project, req.Channel), jetstream.ConsumerConfig{
 			Durable:       consumerName(c.a.id.Agent),
 			Description:   c.a.id.Agent,
 			AckPolicy:     jetstream.AckExplicitPolicy,
@@ -307,7 +303,13 @@ func (c *conn) subscribe(req *request) error {
 		if err != nil {
 			return errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("open durable subscription to %s: %w", req.Channel, err))
 		}
-		sub.ctx, sub.cancel = context.WithCancel(context.Background())
+		// Pulled messages land here; at most one batch is outstanding.
+		sub.q = make(chan *nats.Msg, 2*pullBatch(c.s.cfg)+8)
+		ns, err := c.s.nc.ChanSubscribe(c.s.nc.NewInbox(), sub.q)
+		if err != nil {
+			return errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("subscribe to %s: %w", req.Channel, err))
+		}
+		sub.ns = ns
 	} else {
 		sub.q = make(chan *nats.Msg, c.s.cfg.SubscriberBuffer)
 		ns, err := c.s.nc.Subscribe(subject(project, req.Channel), func(m *nats.Msg) {
@@ -347,7 +349,7 @@ func (c *conn) subscribe(req *request) error {
 	// subscription's first message on the wire.
 	c.writeJSON(reply{Op: "ok", ID: req.ID, Sub: sub.id, Durable: sub.durable})
 	if sub.durable {
-		go c.pumpDurable(sub, cons)
+		go c.pumpDurable(sub, project)
 	} else {
 		go c.pumpCore(sub)
 	}
@@ -382,13 +384,11 @@ func (c *conn) ack(req *request) error {
 		}
 		return errdefs.New(errdefs.NotFound, "unknown ack token %q (already settled, or from an earlier connection)", req.Ack)
 	}
-	var err error
-	if req.Op == "ack" {
-		err = p.m.Ack()
-	} else {
-		err = p.m.Nak()
+	op := ackAck
+	if req.Op == "nak" {
+		op = ackNak
 	}
-	if err != nil {
+	if err := c.s.settle(p.m, op); err != nil {
 		return errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("%s message: %w", req.Op, err))
 	}
 	if req.ID != "" {
@@ -398,20 +398,22 @@ func (c *conn) ack(req *request) error {
 }
 
 // stopSub ends a subscription and returns its unacknowledged messages.
+// For a durable one the pull inbox is gone from the server before anything
+// is returned, so returned messages cannot be redelivered into the void.
 func (c *conn) stopSub(sub *subscription) {
 	sub.once.Do(func() {
-		close(sub.done)
-		if sub.cancel != nil {
-			sub.cancel()
-		}
 		if sub.ns != nil {
 			_ = sub.ns.Unsubscribe()
+			if sub.durable {
+				_ = c.s.nc.FlushTimeout(5 * time.Second)
+			}
 		}
+		close(sub.done)
 		sub.c.subscribers.Add(-1)
 		c.mu.Lock()
 		for tok, p := range c.pending {
 			if p.sub == sub {
-				_ = p.m.Nak()
+				c.s.settle(p.m, ackNak)
 				delete(c.pending, tok)
 			}
 		}
@@ -440,63 +442,134 @@ func (c *conn) pumpCore(sub *subscription) {
 	}
 }
 
-// pumpDurable pulls a durable subscription's messages from its consumer.
-// The consumer's MaxAckPending bounds what is in flight; a slow reader
-// only holds up its own pulls.
-func (c *conn) pumpDurable(sub *subscription, cons jetstream.Consumer) {
+func pullBatch(cfg Config) int { return min(64, cfg.MaxAckPending) }
+
+// JetStream acknowledgement bodies.
+var (
+	ackAck      = []byte("+ACK")
+	ackNak      = []byte("-NAK")
+	ackProgress = []byte("+WPI")
+)
+
+// settle acknowledges, returns or extends a JetStream delivery.
+func (s *Server) settle(m *nats.Msg, op []byte) error {
+	return s.nc.Publish(m.Reply, op)
+}
+
+// pumpDurable pulls a durable subscription's messages from its consumer,
+// one batch request at a time. The consumer's MaxAckPending bounds what
+// is in flight; a slow reader only holds up its own pulls.
+func (c *conn) pumpDurable(sub *subscription, project string) {
 	defer c.wg.Done()
-	batchN := min(64, c.s.cfg.MaxAckPending)
-	backoff := 50 * time.Millisecond
-	var buf []byte
-	for sub.ctx.Err() == nil {
-		batch, err := cons.Fetch(batchN, jetstream.FetchContext(sub.ctx))
-		if err != nil {
-			if sub.ctx.Err() != nil {
-				return
-			}
-			c.log.Debug("bus durable fetch", "channel", sub.channel, "err", err)
+	defer func() { // return what was pulled but not handed over
+		for {
 			select {
-			case <-sub.done:
+			case m := <-sub.q:
+				if !isStatus(m) {
+					c.s.settle(m, ackNak)
+				}
+			default:
 				return
-			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, 2*time.Second)
-			continue
 		}
-		backoff = 50 * time.Millisecond
-		msgs := batch.Messages()
-		for m := range msgs {
-			tok := c.track(sub, m)
-			if tok == "" {
-				_ = m.Nak()
+	}()
+	next := "$JS.API.CONSUMER.MSG.NEXT." + streamName(project, sub.channel) + "." + consumerName(c.a.id.Agent)
+	batch := pullBatch(c.s.cfg)
+	const expires = 5 * time.Second // short, so a request the server dropped silently costs little
+	req := []byte(fmt.Sprintf(`{"batch":%d,"expires":%d}`, batch, expires.Nanoseconds()))
+	outstanding := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var buf []byte
+	for {
+		if outstanding == 0 {
+			if err := c.s.nc.PublishRequest(next, sub.ns.Subject, req); err != nil {
+				c.log.Debug("bus durable pull", "channel", sub.channel, "err", err)
+				select {
+				case <-sub.done:
+					return
+				case <-time.After(time.Second):
+				}
 				continue
 			}
-			e := decodeEnvelope(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-			var seq uint64
-			redelivered := false
-			if md, err := m.Metadata(); err == nil {
-				seq, redelivered = md.Sequence.Stream, md.NumDelivered > 1
+			outstanding = batch
+			timer.Reset(expires + time.Second)
+		}
+		select {
+		case <-sub.done:
+			return
+		case <-timer.C:
+			outstanding = 0 // the request expired without a word
+		case m := <-sub.q:
+			if isStatus(m) {
+				// 408 request expired, 409 request ended (e.g. consumer
+				// changed), 404 nothing now; 100 is a heartbeat.
+				switch m.Header.Get("Status") {
+				case "100":
+				case "408", "404":
+					outstanding = 0
+				default:
+					outstanding = 0
+					c.log.Debug("bus durable pull ended", "channel", sub.channel, "status", m.Header.Get("Status"), "desc", m.Header.Get("Description"))
+					select {
+					case <-sub.done:
+						return
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+				continue
 			}
-			buf = appendMessageLine(buf[:0], sub.id, sub.channel, &e, seq, tok, redelivered)
-			if err := c.write(buf, len(msgs) == 0); err != nil {
+			outstanding--
+			tok := c.track(sub, m)
+			if tok == "" {
+				c.s.settle(m, ackNak)
+				continue
+			}
+			e := decodeEnvelope(m)
+			delivered, seq := ackMetadata(m.Reply)
+			buf = appendMessageLine(buf[:0], sub.id, sub.channel, &e, seq, tok, delivered > 1)
+			if err := c.write(buf, len(sub.q) == 0); err != nil {
 				_ = c.nc.Close()
-				sub.cancel()
-				continue // the remaining messages are returned above
+				return
 			}
 			sub.c.delivered.Add(1)
-		}
-		if err := batch.Error(); err != nil && sub.ctx.Err() == nil {
-			c.log.Debug("bus durable batch", "channel", sub.channel, "err", err)
 		}
 	}
 }
 
+// isStatus reports a JetStream status message (no payload, a Status header).
+func isStatus(m *nats.Msg) bool {
+	return len(m.Data) == 0 && m.Header.Get("Status") != ""
+}
+
+// ackMetadata reads the delivery count and stream sequence from a
+// JetStream ack subject: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...
+// or, with domain and account, $JS.ACK.<domain>.<acc>.<stream>....
+func ackMetadata(reply string) (delivered, seq uint64) {
+	toks := strings.Split(reply, ".")
+	i := 4
+	if len(toks) >= 12 {
+		i = 6
+	}
+	if len(toks) < i+2 || toks[0] != "$JS" || toks[1] != "ACK" {
+		return 0, 0
+	}
+	delivered, _ = strconv.ParseUint(toks[i], 10, 64)
+	seq, _ = strconv.ParseUint(toks[i+1], 10, 64)
+	return delivered, seq
+}
+
 // track registers a delivered durable message and returns its ack token,
 // or "" when the subscription or connection is ending.
-func (c *conn) track(sub *subscription, m jetstream.Msg) string {
+func (c *conn) track(sub *subscription, m *nats.Msg) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing || sub.ctx.Err() != nil {
+	select {
+	case <-sub.done:
+		return ""
+	default:
+	}
+	if c.closing {
 		return ""
 	}
 	c.nextAck++
@@ -518,7 +591,7 @@ func (c *conn) keepAlive() {
 		case <-t.C:
 			c.mu.Lock()
 			for _, p := range c.pending {
-				_ = p.m.InProgress()
+				c.s.settle(p.m, ackProgress)
 			}
 			c.mu.Unlock()
 		}

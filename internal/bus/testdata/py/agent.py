@@ -2,7 +2,7 @@
 fixed word, so the Go test can parse it.
 
   sub CHANNEL [--sleep S] [--async]      print each message as JSON
-  pub CHANNEL COUNT [--start K] [--async] [--size B]
+  pub CHANNEL COUNT [--start K] [--async] [--size B] [--sleep S]
   try-pub CHANNEL [--size B]             print ok / error CLASS CODE
   try-sub CHANNEL                        print ok / error CLASS CODE
   bench-sub CHANNEL COUNT                print latency figures when COUNT arrived
@@ -54,6 +54,8 @@ def payload(i, size):
 def pub(args):
     for i in range(args.start, args.start + args.count):
         bus.publish(args.channel, payload(i, args.size))
+        if args.sleep:
+            time.sleep(args.sleep)
     emit("DONE")
 
 
