@@ -117,7 +117,9 @@ func (m Match) Holds(args [6]uint64) bool {
 
 // Rule gives one system call an action, always or when its arguments match.
 type Rule struct {
-	// Syscall is the call's name as libseccomp spells it ("umount2").
+	// Syscall is the call's name as libseccomp spells it ("umount2"). A
+	// call the native architecture does not have (vm86 on amd64) is left
+	// out of its filter.
 	Syscall string
 	// Nr is the call's number, used only when the libseccomp in use is too
 	// old to know the name. It is set only for calls numbered 424 and up,
