@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/landlock-lsm/go-landlock/landlock"
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,71 +40,125 @@ func lastCap() int {
 	return 40
 }
 
+// Landlock access rights Cortex grants.
+const (
+	llReadDir  = ll.AccessFSReadDir
+	llROFile   = ll.AccessFSExecute | ll.AccessFSReadFile
+	llRODir    = llROFile | ll.AccessFSReadDir
+	llRWFile   = ll.AccessFSReadFile | ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSIoctlDev
+	llFileOnly = ll.AccessFSExecute | ll.AccessFSReadFile | ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSIoctlDev
+)
+
+// LandlockHandled is the set of filesystem rights the kernel's ABI
+// version can restrict.
+func LandlockHandled(abi int) uint64 {
+	if abi < 1 {
+		return 0
+	}
+	h := uint64(ll.AccessFSMakeSym<<1) - 1 // ABI 1: execute .. make_sym
+	if abi >= 2 {
+		h |= ll.AccessFSRefer
+	}
+	if abi >= 3 {
+		h |= ll.AccessFSTruncate
+	}
+	if abi >= 5 {
+		h |= ll.AccessFSIoctlDev
+	}
+	return h
+}
+
+// LandlockRule allows Access beneath Path.
+type LandlockRule struct {
+	Path   string
+	Access uint64
+}
+
 // LandlockRules mirrors a rootfs as Landlock rules: read-only binds may be
 // read and executed, writable binds and the private scratch areas may be
 // written, "/" may only be listed. isDir tells directories from files (in
-// the init: a stat of the new root). The rules are returned as data so
-// tests can compare them without the kernel.
-func LandlockRules(r *Rootfs, isDir func(string) bool) []landlock.Rule {
-	var ro, rw, roFiles, rwFiles []string
+// the init: a stat of the new root). Access is masked to what abi can
+// handle. The rules are data so tests compare them without the kernel.
+func LandlockRules(r *Rootfs, isDir func(string) bool, abi int) []LandlockRule {
+	h := LandlockHandled(abi)
+	var out []LandlockRule
+	add := func(p string, access uint64) {
+		if !isDir(p) {
+			access &= llFileOnly
+		}
+		out = append(out, LandlockRule{Path: p, Access: access & h})
+	}
+	add("/", llReadDir)
+	add("/dev", llReadDir)
 	for _, b := range r.Binds {
 		t := filepath.Clean("/" + b.Target)
-		dir := isDir(t)
 		switch {
-		case b.Writable && dir:
-			rw = append(rw, t)
 		case b.Writable:
-			rwFiles = append(rwFiles, t)
-		case dir:
-			ro = append(ro, t)
+			add(t, h)
+		case isDir(t):
+			add(t, llRODir)
 		default:
-			roFiles = append(roFiles, t)
+			add(t, llROFile)
 		}
 	}
 	for _, f := range r.Files {
-		roFiles = append(roFiles, filepath.Clean("/"+f.Path))
+		add(filepath.Clean("/"+f.Path), ll.AccessFSReadFile)
 	}
-	rw = append(rw, "/tmp", "/dev/shm", "/dev/pts")
-	ro = append(ro, "/proc")
+	for _, d := range []string{"/tmp", "/dev/shm", "/dev/pts"} {
+		add(d, h)
+	}
+	add("/proc", llRODir)
 	for _, n := range devNodes {
-		rwFiles = append(rwFiles, "/dev/"+n)
+		add("/dev/"+n, llRWFile)
 	}
-	rules := []landlock.Rule{
-		landlock.PathAccess(landlock.AccessFSSet(unix.LANDLOCK_ACCESS_FS_READ_DIR), "/", "/dev"),
-	}
-	if len(ro) > 0 {
-		rules = append(rules, landlock.RODirs(ro...).IgnoreIfMissing())
-	}
-	if len(rw) > 0 {
-		rules = append(rules, landlock.RWDirs(rw...).IgnoreIfMissing())
-	}
-	if len(roFiles) > 0 {
-		rules = append(rules, landlock.ROFiles(roFiles...).IgnoreIfMissing())
-	}
-	rules = append(rules, landlock.RWFiles(rwFiles...).WithIoctlDev().IgnoreIfMissing())
-	return rules
+	return out
 }
 
 // stepLandlock applies LandlockRules as a second wall behind the mount
-// tree (best effort down to the kernel's ABI), plus IPC scoping: no
-// signals or abstract unix sockets across the sandbox boundary.
+// tree, on the init's locked thread only (the agent is forked from it and
+// inherits the domain; the init's other threads never run agent code).
+// With ABI 6 the domain is also scoped: no signals to, and no abstract
+// unix sockets of, processes outside it.
 func stepLandlock(s *initState) error {
-	cfg := landlock.V7.BestEffort()
+	abi := LandlockABI()
+	if abi < 1 {
+		return nil
+	}
 	isDir := func(p string) bool {
 		fi, err := os.Stat(p)
 		return err == nil && fi.IsDir()
 	}
-	if err := cfg.Restrict(LandlockRules(s.spec.Rootfs, isDir)...); err != nil {
-		return fmt.Errorf("landlock: %w", err)
+	attr := ll.RulesetAttr{HandledAccessFS: LandlockHandled(abi)}
+	if abi >= 6 {
+		attr.Scoped = ll.ScopeAbstractUnixSocket | ll.ScopeSignal
+	}
+	fd, err := ll.LandlockCreateRuleset(&attr, 0)
+	if err != nil {
+		return fmt.Errorf("landlock_create_ruleset: %w", err)
+	}
+	defer unix.Close(fd)
+	for _, r := range LandlockRules(s.spec.Rootfs, isDir, abi) {
+		pfd, err := unix.Open(r.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // an optional bind that was absent
+		}
+		err = ll.LandlockAddPathBeneathRule(fd, &ll.PathBeneathAttr{AllowedAccess: r.Access, ParentFd: pfd}, 0)
+		unix.Close(pfd)
+		if err != nil {
+			return fmt.Errorf("landlock rule for %s: %w", r.Path, err)
+		}
+	}
+	if err := ll.LandlockRestrictSelf(fd, 0); err != nil {
+		return fmt.Errorf("landlock_restrict_self: %w", err)
 	}
 	return nil
 }
 
 // LandlockABI reports the kernel's Landlock ABI version (0 if absent).
 func LandlockABI() int {
-	v, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
-	if errno != 0 {
+	v, err := ll.LandlockGetABIVersion()
+	if err != nil {
 		return 0
 	}
-	return int(v)
+	return v
 }

@@ -65,10 +65,12 @@ func Init() {
 		os.Exit(125)
 	}
 	for _, step := range Steps(st.spec) {
+		t0 := time.Now()
 		if err := step.Run(st); err != nil {
 			st.send(ctrlMsg{Type: "error", Step: step.Name, Error: err.Error()})
 			os.Exit(125)
 		}
+		st.logf("debug", "step %s took %s", step.Name, time.Since(t0))
 	}
 	cmd, err := startAgent(st.spec)
 	if err != nil {

@@ -228,6 +228,7 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 	a.mu.Lock()
 	run := a.rec.Restarts
 	a.mu.Unlock()
+	t0 := time.Now()
 	a.setState(Starting, "", nil)
 	if err := os.MkdirAll(a.runDir, 0o755); err != nil {
 		return nil, err
@@ -247,6 +248,7 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 		f.closeParentEnds()
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
+	a.s.log.Debug("agent cgroup ready", "project", a.project, "agent", a.name, "took", time.Since(t0))
 	spec, err := a.s.buildSpec(a, run)
 	if err != nil {
 		f.closeParentEnds()
@@ -262,6 +264,7 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 		Keep:     []*os.File{f.kOut, f.kErr},
 		Logger:   a.s.log,
 		Prepare: func(pid int, sp *sandbox.Spec) error {
+			a.s.log.Debug("sandbox init forked", "project", a.project, "agent", a.name, "took", time.Since(t0))
 			if err := cg.AddProc(pid); err != nil {
 				return fmt.Errorf("place in cgroup: %w", err)
 			}
@@ -293,6 +296,7 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 	a.rec.Cgroup = cg.Name()
 	a.mu.Unlock()
 	a.startCollectors(f.rOut, f.rErr, run)
+	a.s.log.Debug("agent started", "project", a.project, "agent", a.name, "took", time.Since(t0))
 	a.setState(Running, "", nil)
 	a.system(logs.LevelInfo, fmt.Sprintf("started (run %d, pid %d)", run, proc.Pid), nil)
 

@@ -1,0 +1,46 @@
+# Cortex — make help lists the targets.
+GO        ?= go
+BIN       := bin
+LDFLAGS   := -s -w
+PKGS      := ./...
+
+.PHONY: help deps build run test test-short bench fuzz lint clean install
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+deps: ## install Debian packages and Go modules the build and tests need
+	./scripts/deps.sh
+
+build: ## build bin/cortex, bin/cortexd and the bin/cortex-ops symlink
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/cortex ./cmd/cortexd
+	ln -sf cortex $(BIN)/cortex-ops
+
+run: deps build ## run the example swarm on the embedded default daemon
+	./$(BIN)/cortex run examples/swarm
+
+test: deps ## run every test (root: real namespaces, cgroups, seccomp, landlock)
+	CORTEX_TEST_PRIVILEGED=1 $(GO) test -race -timeout 25m $(PKGS)
+
+test-short: ## run the tests that need no root
+	$(GO) test -short $(PKGS)
+
+bench: deps build ## run the benchmarks (cold start, daemon memory, bus, LLM gateway, ...)
+	CORTEX_TEST_PRIVILEGED=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...
+
+fuzz: ## fuzz the parsers for a minute each
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/manifest
+	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 60s ./internal/bundle
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet $(PKGS)
+
+install: build ## install into /usr/bin and the systemd unit
+	install -m 0755 $(BIN)/cortex /usr/bin/cortex
+	install -m 0755 $(BIN)/cortexd /usr/bin/cortexd
+	ln -sf cortex /usr/bin/cortex-ops
+	install -m 0644 packaging/cortexd.service /lib/systemd/system/cortexd.service
+
+clean: ## remove build output
+	rm -rf $(BIN)
