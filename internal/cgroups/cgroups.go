@@ -172,16 +172,18 @@ type Controller struct {
 // every operation (memory, cpu, pids, freezing, usage); otherwise a
 // FailedPrecondition error listing what is missing and why.
 func (h HostInfo) Err() error {
-	if h.Version == 0 {
-		return errdefs.New(errdefs.FailedPrecondition, "no usable cgroups (mode %s)", h.Mode)
-	}
 	var missing []string
 	for _, c := range h.Controllers {
 		if !c.Usable {
 			missing = append(missing, c.Name+": "+c.Reason)
 		}
 	}
-	if len(missing) > 0 {
+	switch {
+	case h.Version == 0 && len(missing) > 0:
+		return errdefs.New(errdefs.FailedPrecondition, "no usable cgroups (mode %s): %s", h.Mode, strings.Join(missing, "; "))
+	case h.Version == 0:
+		return errdefs.New(errdefs.FailedPrecondition, "no usable cgroups (mode %s)", h.Mode)
+	case len(missing) > 0:
 		return errdefs.New(errdefs.FailedPrecondition, "cgroup v%d lacks %s", h.Version, strings.Join(missing, "; "))
 	}
 	return nil

@@ -49,6 +49,7 @@ func helperMain(mode, arg string) {
 	case "spin": // keep every CPU busy
 		for i := 0; i < runtime.NumCPU(); i++ {
 			go func() {
+				//lint:ignore SA5002 the point is to burn CPU
 				for {
 				}
 			}()
@@ -140,15 +141,6 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) *os.ProcessState {
 		<-p.done
 		t.Fatalf("pid %d still running after %s; output: %s", p.pid(), timeout, p.output())
 		return nil
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
 	}
 }
 
