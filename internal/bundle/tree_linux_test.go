@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/kerneltest"
 )
 
 // TestTreeRefusesPlantedSymlinks is the second wall: even if a symlink got
@@ -37,6 +38,9 @@ func TestTreeRefusesPlantedSymlinks(t *testing.T) {
 				name = op.name + "/walk"
 			}
 			t.Run(name, func(t *testing.T) {
+				if !walk {
+					kerneltest.Require(t, "openat2", probeOpenat2)
+				}
 				a := newArea(t)
 				root := filepath.Join(a.root, "sandbox", "bundles", "tmp")
 				outside := filepath.Join(a.root, "outside")
@@ -66,6 +70,9 @@ func TestTreeRefusesPlantedSymlinks(t *testing.T) {
 				}
 				if b, _ := os.ReadFile(filepath.Join(outside, "keep.txt")); string(b) != "keep" {
 					t.Errorf("outside/keep.txt = %q", b)
+				}
+				if tr.walk != walk {
+					t.Errorf("tree fell back to walking directories (openat2 refused)")
 				}
 			})
 		}
@@ -101,3 +108,11 @@ func TestTreeModes(t *testing.T) {
 }
 
 func umask(m int) int { return unix.Umask(m) }
+
+func probeOpenat2() error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, ".", &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH})
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
