@@ -1,0 +1,136 @@
+package logs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// appendRecord appends r as one JSON line (with "\n"), the segment file
+// format. It is equivalent to json.Marshal of Record, without reflection
+// for the fixed fields.
+func appendRecord(b []byte, r *Record) ([]byte, error) {
+	if y := r.Time.Year(); y < 0 || y > 9999 {
+		return b, fmt.Errorf("record time %v out of range", r.Time)
+	}
+	var fields []byte
+	if len(r.Fields) > 0 {
+		var err error
+		if fields, err = json.Marshal(r.Fields); err != nil {
+			return b, fmt.Errorf("encode fields: %w", err)
+		}
+	}
+	b = append(b, `{"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, `,"project":`...)
+	b = appendString(b, r.Project)
+	b = append(b, `,"agent":`...)
+	b = appendString(b, r.Agent)
+	b = append(b, `,"run":`...)
+	b = strconv.AppendInt(b, int64(r.Run), 10)
+	b = append(b, `,"stream":`...)
+	b = appendString(b, r.Stream)
+	b = append(b, `,"level":`...)
+	b = appendString(b, r.Level)
+	b = append(b, `,"message":`...)
+	b = appendString(b, r.Message)
+	if fields != nil {
+		b = append(b, `,"fields":`...)
+		b = append(b, fields...)
+	}
+	if r.Wrapped {
+		b = append(b, `,"wrapped":true`...)
+	}
+	if r.Truncated {
+		b = append(b, `,"truncated":true`...)
+	}
+	return append(b, '}', '\n'), nil
+}
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += n
+			start = i
+			continue
+		}
+		i += n
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+var errNoSeq = errors.New("record without seq")
+
+// decodeRecord parses one segment line (without "\n"). Numbers in Fields
+// decode as json.Number.
+func decodeRecord(line []byte) (Record, error) {
+	var r Record
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, err
+	}
+	if dec.InputOffset() != int64(len(bytes.TrimRight(line, " \t\r"))) {
+		return Record{}, errors.New("trailing data after record")
+	}
+	if r.Seq == 0 {
+		return Record{}, errNoSeq
+	}
+	return r, nil
+}
+
+// decodeSeq returns the seq of a segment line if the line is a valid record.
+func decodeSeq(line []byte) (uint64, bool) {
+	var r struct {
+		Seq uint64 `json:"seq"`
+	}
+	if json.Unmarshal(line, &r) != nil || r.Seq == 0 {
+		return 0, false
+	}
+	return r.Seq, true
+}
