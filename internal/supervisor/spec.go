@@ -11,6 +11,7 @@ import (
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/runtimes"
 	"github.com/cortexrt/cortex/internal/sandbox"
+	"github.com/cortexrt/cortex/internal/store"
 )
 
 // Where things live inside a confined sandbox.
@@ -29,8 +30,28 @@ var systemBinds = []string{
 	"/etc/alternatives", "/etc/mime.types", "/etc/protocols", "/etc/services",
 }
 
+// SpecInput is everything BuildSpec needs to know about one run.
+type SpecInput struct {
+	Project store.Project
+	Agent   manifest.ResolvedAgent
+	Run     int
+	UID     int
+	// RunDir is the agent's runtime directory (exit file, mount point).
+	RunDir string
+}
+
 // buildSpec turns an agent into a sandbox spec for run.
 func (s *Supervisor) buildSpec(a *agent, run int) (sandbox.Spec, error) {
+	return BuildSpec(s.opts, SpecInput{Project: a.proj, Agent: a.spec, Run: run, UID: a.uid, RunDir: a.runDir})
+}
+
+// BuildSpec is the sandbox spec of one run of an agent under opts: what
+// the daemon starts (exported for benchmarks and tests that start
+// sandboxes without a daemon).
+func BuildSpec(opts Options, in SpecInput) (sandbox.Spec, error) {
+	s := &Supervisor{opts: opts}
+	a := &agent{project: in.Project.Name, name: in.Agent.Name, spec: in.Agent, proj: in.Project, uid: in.UID, runDir: in.RunDir}
+	run := in.Run
 	ra := a.spec
 	ip, err := s.opts.Runtimes.Lookup(ra.Runtime)
 	if err != nil {
