@@ -284,18 +284,16 @@ func tail(dir string, firsts []uint64, after, end uint64, n int, since time.Time
 		}
 		done := false
 		err := scanBackward(filepath.Join(dir, segName(firsts[i])), 64<<10, func(line []byte) bool {
-			if seq, ok := quickSeq(line); ok {
-				if seq <= after {
-					done = true // seqs only decrease from here
-					return true
-				}
-				if seq > end {
-					return false
-				}
+			if seq, ok := quickSeq(line); ok && seq > end {
+				return false // newer than the snapshot (or garbage): skip
 			}
 			rec, err := decodeRecord(line)
-			if err != nil || rec.Seq <= after || rec.Seq > end {
+			if err != nil || rec.Seq > end {
 				return false
+			}
+			if rec.Seq <= after {
+				done = true // seqs only decrease from here
+				return true
 			}
 			if !since.IsZero() && rec.Time.Before(since) {
 				return false

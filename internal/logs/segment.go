@@ -61,7 +61,8 @@ func readLine(br *bufio.Reader, scratch *[]byte) ([]byte, error) {
 }
 
 // quickSeq reads the seq of a segment line without decoding it, relying on
-// the field order appendRecord writes. ok is false when it cannot tell.
+// the field order appendRecord writes. ok is false when it cannot tell. A
+// garbage line can fool it: use it only to skip lines, never to stop.
 func quickSeq(line []byte) (uint64, bool) {
 	head := line[:min(len(line), 96)]
 	i := bytes.Index(head, []byte(`","seq":`))
@@ -135,14 +136,10 @@ func (it *segIter) next() (Record, bool, error) {
 			it.done = true
 			return Record{}, false, fmt.Errorf("read log segment: %w", err)
 		}
-		if seq, ok := quickSeq(line); ok {
-			if seq <= it.after {
-				continue
-			}
-			if seq > it.end {
-				it.done = true
-				break
-			}
+		// quickSeq may only decide to skip a line (right whether the line
+		// is valid or garbage); stopping needs a decoded record.
+		if seq, ok := quickSeq(line); ok && seq <= it.after {
+			continue
 		}
 		rec, err := decodeRecord(line)
 		if err != nil || rec.Seq <= it.after {
