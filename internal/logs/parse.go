@@ -29,7 +29,19 @@ func normalizeLevel(s string) string {
 	if l, ok := levelNames[s]; ok {
 		return l
 	}
-	return levelNames[strings.ToLower(strings.TrimSpace(s))]
+	s = strings.TrimSpace(s)
+	var buf [16]byte // longer than any level word
+	if len(s) > len(buf) {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	return levelNames[string(buf[:len(s)])]
 }
 
 // numericLevel maps pino/bunyan numeric levels.
@@ -161,9 +173,15 @@ func detectLevel(s string) string {
 		}
 		s = strings.TrimLeft(rest, " \t")
 	}
-	if l := logfmtLevel(s); l != "" {
+	if l := levelWord(s); l != "" {
 		return l
 	}
+	return logfmtLevel(s)
+}
+
+// levelWord reads a level word at the start of s: "WARNING:", "[warn]",
+// "ERROR ", "error:".
+func levelWord(s string) string {
 	bracket := false
 	if s != "" && (s[0] == '[' || s[0] == '<') {
 		bracket = true
@@ -196,17 +214,19 @@ func detectLevel(s string) string {
 	return ""
 }
 
-// logfmtLevel finds level=... or lvl=... among the first words of s.
+// logfmtLevel finds a level=... or lvl=... pair near the start of s.
 func logfmtLevel(s string) string {
-	for i, f := range strings.Fields(s) {
-		if i >= 8 {
-			break
+	s = s[:min(len(s), 200)]
+	for _, k := range []string{"level=", "lvl="} {
+		i := strings.Index(s, k)
+		if i < 0 || (i > 0 && s[i-1] != ' ' && s[i-1] != '\t') {
+			continue
 		}
-		for _, k := range []string{"level=", "lvl="} {
-			if v, ok := strings.CutPrefix(f, k); ok {
-				return normalizeLevel(strings.Trim(v, `"`))
-			}
+		v := s[i+len(k):]
+		if end := strings.IndexAny(v, " \t"); end >= 0 {
+			v = v[:end]
 		}
+		return normalizeLevel(strings.Trim(v, `"`))
 	}
 	return ""
 }
