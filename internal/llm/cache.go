@@ -168,6 +168,9 @@ func (c *diskCache) put(key string, a *cachedAnswer) error {
 		_ = os.Remove(f.Name())
 		return fmt.Errorf("write llm cache entry: %w", firstErr(werr, cerr))
 	}
+	// The mtime is the time of storage, read back when the index is
+	// rebuilt at start.
+	_ = os.Chtimes(f.Name(), a.Stored, a.Stored)
 	if err := os.Rename(f.Name(), c.path(key)); err != nil {
 		_ = os.Remove(f.Name())
 		return fmt.Errorf("write llm cache entry: %w", err)

@@ -286,7 +286,7 @@ func (c *Config) Validate() error {
 			bad(f, "set api_key_file or api_key_env, not both")
 		}
 		if p.APIKeyFile == "" && p.APIKeyEnv == "" && p.Kind != KindOpenAICompatible && p.Kind != "" {
-			bad(f, "a %s provider needs api_key_file (a root-only file) or api_key_env", p.Kind)
+			bad(f, "kind %s needs api_key_file (a root-only file) or api_key_env", p.Kind)
 		}
 		if p.Timeout < 0 {
 			bad(f+".timeout", "must not be negative")

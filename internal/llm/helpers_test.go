@@ -409,3 +409,11 @@ func lines(s string) []string {
 	}
 	return out
 }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
