@@ -38,6 +38,7 @@ func (g *Gateway) Attach(ctx context.Context, netnsFD int, opts AttachOptions) (
 		return nil, err
 	}
 	a.closers = ls.closers()
+	a.transparentPort = ls.transparent[0].Addr().(*net.TCPAddr).Port
 	if err := ctx.Err(); err != nil {
 		closeAll(a.closers)
 		return nil, err

@@ -25,6 +25,8 @@ type Attachment struct {
 	sem      chan struct{}
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	// transparentPort is the namespace-side port nftables redirects to.
+	transparentPort int
 
 	mu      sync.Mutex
 	closed  bool
@@ -47,6 +49,9 @@ func newAttachment(g *Gateway, opts AttachOptions) (*Attachment, error) {
 		sem:      make(chan struct{}, g.maxConns),
 		conns:    map[net.Conn]struct{}{},
 		denied:   map[Reason]uint64{},
+	}
+	if opts.Logger != nil {
+		a.log = opts.Logger.With("subsystem", "egress")
 	}
 	var errs []error
 	for _, name := range opts.Internal {

@@ -48,6 +48,7 @@ var pinned = map[string]string{
 	"db.allowed.test":     "127.0.0.1",
 	"banner.allowed.test": "127.0.0.1",
 	"ice-kernel":          "127.0.0.1",
+	"echo.allowed.test":   "127.0.0.1",
 }
 
 // upstreamRecords are what the fake upstream resolver says: names that try
@@ -63,7 +64,7 @@ var upstreamRecords = map[string]string{
 // testEnv is one agent namespace with a gateway attached, host-side test
 // servers and a fake upstream resolver.
 type testEnv struct {
-	t        *testing.T
+	t        testing.TB
 	ns       *egresstest.Netns
 	g        *Gateway
 	a        *Attachment
@@ -98,7 +99,7 @@ func withRegistered(name string, dial DialFunc) envOption {
 	}
 }
 
-func requireKernel(t *testing.T) {
+func requireKernel(t testing.TB) {
 	t.Helper()
 	kerneltest.RequireRoot(t)
 	kerneltest.Require(t, "egress gateway (netns, nftables nat/redir/reject/log, nflog)", Probe)
@@ -107,7 +108,7 @@ func requireKernel(t *testing.T) {
 // newEnv attaches a gateway with the given network.access to a fresh
 // namespace. {http}, {https} and {banner} in entries are replaced by the
 // host test servers' ports.
-func newEnv(t *testing.T, entries []string, opts ...envOption) *testEnv {
+func newEnv(t testing.TB, entries []string, opts ...envOption) *testEnv {
 	t.Helper()
 	requireKernel(t)
 	var cfg envConfig

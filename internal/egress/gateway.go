@@ -105,7 +105,9 @@ type Resolver interface {
 
 var _ Resolver = (*net.Resolver)(nil)
 
-// DialFunc connects to an in-daemon service behind an internal name.
+// DialFunc connects to an in-daemon service behind an internal name. ctx
+// bounds the dial (Config.DialTimeout) and is cancelled when the attachment
+// closes; the returned conn must outlive it.
 type DialFunc func(ctx context.Context) (net.Conn, error)
 
 // Config configures the gateway for the whole daemon.
@@ -244,6 +246,9 @@ type AttachOptions struct {
 	// OnDeny is called once per refusal, from the gateway's goroutines; it
 	// must be safe for concurrent use and return quickly. May be nil.
 	OnDeny func(Denial)
+	// Logger, when set, replaces the gateway's logger for this attachment
+	// (e.g. with the agent's attributes).
+	Logger *slog.Logger
 	// Restore carries name-to-address mappings from an earlier attachment
 	// of the same agent (Attachment.Mappings, kept across a daemon
 	// restart), so addresses the agent cached keep their meaning.

@@ -55,11 +55,11 @@ func (a *Attachment) resolve(ctx context.Context, rt *route) (Reason, netip.Addr
 // by Config.Hosts, the address the socket actually connects to is checked
 // again just before connect.
 func (a *Attachment) dial(ctx context.Context, rt route) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.g.dialTimeout)
+	defer cancel()
 	if rt.dial != nil {
 		return rt.dial(ctx)
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.g.dialTimeout)
-	defer cancel()
 	d := net.Dialer{}
 	if !rt.pinned {
 		d.Control = func(_, address string, _ syscall.RawConn) error {
@@ -97,7 +97,10 @@ func (a *Attachment) relay(ctx context.Context, c net.Conn, r io.Reader, rt rout
 	if err != nil {
 		return
 	}
-	serverFirst := idle || len(head) == 0
+	if !idle && len(head) == 0 {
+		return // closed (or half-closed) before sending anything: nothing to carry
+	}
+	serverFirst := idle
 	if !serverFirst {
 		if reason := ins.verdict(rt.name); reason != "" {
 			a.deny(d, reason)
