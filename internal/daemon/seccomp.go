@@ -1,17 +1,20 @@
 package daemon
 
-import "github.com/cortexrt/cortex/internal/seccomp"
+import (
+	"github.com/cortexrt/cortex/internal/seccomp"
+	"golang.org/x/net/bpf"
+)
 
-// seccompBuildProbe reports whether this host and build can load the agent
-// filter: the kernel's seccomp, and the filter compiles.
-func seccompBuildProbe() error {
+// compileSeccomp checks this host and build can filter agents and returns
+// the agent filter compiled once, for every sandbox to load as is.
+func compileSeccomp() ([]bpf.RawInstruction, error) {
 	if err := seccomp.Probe(); err != nil {
-		return err
+		return nil, err
 	}
 	f, err := seccomp.Default().Build()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	f.Release()
-	return nil
+	defer f.Release()
+	return f.BPF()
 }

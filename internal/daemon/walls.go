@@ -11,6 +11,7 @@ import (
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/sandbox"
 	"github.com/cortexrt/cortex/internal/supervisor"
+	"golang.org/x/net/bpf"
 )
 
 // Walls is what the host can enforce, found once at start.
@@ -22,7 +23,9 @@ type Walls struct {
 	Degraded bool
 	Landlock int
 	Seccomp  bool
-	Cgroup   cgroups.HostInfo
+	// SeccompProgram is the agent filter, compiled once.
+	SeccompProgram []bpf.RawInstruction
+	Cgroup         cgroups.HostInfo
 }
 
 func probeWalls(cfg *config.Config) Walls {
@@ -40,7 +43,9 @@ func probeWalls(cfg *config.Config) Walls {
 	}
 	add("cgroup", w.Cgroup.Err(), true, w.Cgroup.Mode)
 	add("namespaces", probeNamespaces(), true, "pid, mount, uts, ipc, net, cgroup")
-	w.Seccomp = add("seccomp", probeSeccomp(), true, "deny-list filter, EPERM, x32/i386 refused")
+	prog, err := compileSeccomp()
+	w.Seccomp = add("seccomp", err, true, fmt.Sprintf("deny-list filter (%d BPF instructions), EPERM, x32/i386 refused", len(prog)))
+	w.SeccompProgram = prog
 	w.Landlock = sandbox.LandlockABI()
 	var llErr error
 	if w.Landlock == 0 {
@@ -62,30 +67,19 @@ func probeNamespaces() error {
 	return nil
 }
 
-// probeSeccomp checks the kernel offers seccomp filter mode.
-func probeSeccomp() error {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return err
-	}
-	if !strings.Contains(string(data), "\nSeccomp:") {
-		return fmt.Errorf("the kernel has no seccomp (CONFIG_SECCOMP_FILTER)")
-	}
-	return seccompBuildProbe()
-}
-
 func (w Walls) sandboxOptions(tmpSize int64) supervisor.SandboxOptions {
 	details := map[string]string{}
 	for _, x := range w.List {
 		details[x.Name] = x.Detail
 	}
 	return supervisor.SandboxOptions{
-		Confine:     true,
-		Seccomp:     w.Seccomp,
-		Landlock:    w.Landlock > 0,
-		TmpSize:     tmpSize,
-		Missing:     w.Missing,
-		WallDetails: details,
+		Confine:        true,
+		Seccomp:        w.Seccomp,
+		SeccompProgram: w.SeccompProgram,
+		Landlock:       w.Landlock > 0,
+		TmpSize:        tmpSize,
+		Missing:        w.Missing,
+		WallDetails:    details,
 	}
 }
 

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"os"
 	"time"
+
+	"golang.org/x/net/bpf"
 )
 
 // Spec is everything the init needs to build one agent's sandbox. It is
@@ -77,8 +79,11 @@ type File struct {
 
 // Confine selects the identity and syscall walls.
 type Confine struct {
-	Seccomp  bool `json:"seccomp"`
-	Landlock bool `json:"landlock"` // mirrors the Rootfs binds as Landlock rules
+	Seccomp bool `json:"seccomp"`
+	// SeccompProgram is the filter compiled once by the daemon; the init
+	// loads it as is. Empty: the init compiles the default profile.
+	SeccompProgram []bpf.RawInstruction `json:"seccomp_program,omitempty"`
+	Landlock       bool                 `json:"landlock"` // mirrors the Rootfs binds as Landlock rules
 }
 
 // ExitStatus is how the agent ended, as the init recorded it.

@@ -101,6 +101,14 @@ func loadFilter() error {
 		return err
 	}
 	defer f.Release()
+	if os.Getenv("CORTEX_SECCOMP_TEST_LOAD") == "program" {
+		// As the sandbox init does: the daemon compiled the program.
+		prog, err := f.BPF()
+		if err != nil {
+			return err
+		}
+		return LoadProgram(prog)
+	}
 	return f.Load()
 }
 
@@ -550,10 +558,10 @@ func startSibling(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
-func probeResults(t *testing.T, filter bool) map[string]string {
+func probeResults(t *testing.T, filter bool, env ...string) map[string]string {
 	t.Helper()
 	sibling := startSibling(t)
-	out := runHelper(t, "probes", filter, nil, envDir+"="+t.TempDir(), envSibling+"="+strconv.Itoa(sibling))
+	out := runHelper(t, "probes", filter, nil, append(env, envDir+"="+t.TempDir(), envSibling+"="+strconv.Itoa(sibling))...)
 	got := map[string]string{}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("helper printed %q: %v", out, err)
@@ -566,13 +574,19 @@ func probeResults(t *testing.T, filter bool) map[string]string {
 // fails as designed while ordinary work goes on.
 func TestKernelFilter(t *testing.T) {
 	kerneltest.Require(t, "seccomp filter", Probe)
-	got := probeResults(t, true)
 	want := map[string]string{}
 	for _, p := range probes() {
 		want[p.name] = p.want
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("outcomes under the filter (-want +got):\n%s", diff)
+	// Filter.Load (libseccomp) and LoadProgram (the compiled program, as
+	// the sandbox init loads it) must install the same filter.
+	for _, load := range []string{"libseccomp", "program"} {
+		t.Run(load, func(t *testing.T) {
+			got := probeResults(t, true, "CORTEX_SECCOMP_TEST_LOAD="+load)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("outcomes under the filter (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

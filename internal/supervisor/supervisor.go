@@ -18,6 +18,7 @@ import (
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/runtimes"
 	"github.com/cortexrt/cortex/internal/store"
+	"golang.org/x/net/bpf"
 )
 
 // Options configure a Supervisor.
@@ -53,6 +54,8 @@ type SandboxOptions struct {
 	// applies no_new_privs, capabilities, Landlock and seccomp.
 	Confine bool
 	Seccomp bool
+	// SeccompProgram is the compiled filter handed to every sandbox.
+	SeccompProgram []bpf.RawInstruction
 	// Landlock is applied where the kernel has it.
 	Landlock bool
 	// UIDBase is the first uid handed to agents.
