@@ -33,8 +33,12 @@ type CreateOptions struct {
 	Progress func(done, total int64)
 }
 
-// compressionLevel is fixed so the output is reproducible.
-const compressionLevel = gzip.DefaultCompression
+// compressionLevel is fixed so the output is reproducible. BestSpeed: on a
+// project of half source text, half incompressible vendored binaries it
+// packs 10 times faster than the default level (116 vs 11 MB/s of CPU)
+// for 7% more bytes (63.2% vs 58.7% of the input); bundles mostly travel
+// over a local socket, where time matters more than size.
+const compressionLevel = gzip.BestSpeed
 
 // Create packs a project into a bundle written to w and returns its index.
 // The output depends only on the tree's paths, contents, executable bits
