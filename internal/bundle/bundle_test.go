@@ -421,3 +421,59 @@ func TestOpenMissingFile(t *testing.T) {
 		t.Errorf("Open(missing) = %v, want NotFound", err)
 	}
 }
+
+func TestCreateNeverExcludesManifest(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, []node{
+		{path: "cortex.yaml", content: testManifest},
+		{path: ".cortexignore", content: "*\n!.cortexignore\n"},
+		{path: "agents/a.py", content: "x"},
+	})
+	_, idx := createBytes(t, CreateOptions{Dir: dir})
+	var got []string
+	for _, f := range idx.Files {
+		got = append(got, f.Path)
+	}
+	if diff := cmp.Diff([]string{".cortexignore", "cortex.yaml"}, got); diff != "" {
+		t.Errorf("index paths (-want +got):\n%s", diff)
+	}
+}
+
+// TestConcurrentExtract extracts one bundle to one dest from several
+// goroutines, as two uploads of the same bundle would: exactly one wins,
+// the others get AlreadyExists, and no temporary directory is left.
+func TestConcurrentExtract(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, projectNodes)
+	data, _ := createBytes(t, CreateOptions{Dir: dir})
+	b, err := Open(writeBundle(t, data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a := newArea(t)
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- b.Extract(context.Background(), a.dest, Limits{}, nil) }()
+	}
+	won := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case errdefs.IsAlreadyExists(err):
+		default:
+			t.Errorf("Extract: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d extractions succeeded, want 1", won)
+	}
+	if diff := cmp.Diff(projectWant, listTree(t, a.dest)); diff != "" {
+		t.Errorf("extracted tree (-want +got):\n%s", diff)
+	}
+	if m, _ := filepath.Glob(filepath.Join(filepath.Dir(a.dest), ".dest.extract-*")); len(m) != 0 {
+		t.Errorf("temporary directories left: %v", m)
+	}
+}

@@ -2,6 +2,15 @@
 // into one reproducible archive (Create), and opening, verifying and
 // unpacking such an archive safely (Open, Bundle.Verify, Bundle.Extract).
 //
+// Open takes a file path (the daemon saves an upload to disk first) and
+// checks the index and cortex.yaml only, cheaply, so `cortex inspect` and
+// the daemon can read the manifest and digest before deciding anything.
+// Verify and Extract then stream the whole archive, checking every entry.
+// Every refusal is an errdefs.InvalidArgument error that names the bundle,
+// the entry and what is wrong, with the fix where there is one:
+//
+//	bundle my.cortex: entry "../../etc/cron.d/x": path escapes the bundle; bundles hold relative paths only
+//
 // # Format, version 1
 //
 // A bundle is a tar archive compressed with gzip (standard library, a single
@@ -19,8 +28,9 @@
 // a symlink (0777) with its target. Tar headers carry a fixed mtime
 // (2000-01-01T00:00:00Z), uid and gid 0 and empty user and group names, so
 // packing the same tree twice gives the same bytes whatever the mtimes,
-// owners or directory read order; the Index.Digest, which is computed over
-// the index alone (see Index.Digest), does not even depend on the compressor.
+// owners or directory read order (with the same cortex build: gzip output is
+// pinned by the Go version); the Index.Digest, which is computed over the
+// index alone (see Index.Digest), does not even depend on the compressor.
 //
 // # Safety
 //
