@@ -41,10 +41,10 @@
 // symlink, entries missing from the index or not in it, duplicates, content
 // that does not match its SHA-256, an index whose digest does not match, and
 // anything beyond the Limits (decompressed bytes are counted, so a gzip bomb
-// stops at the limit). Files are created with openat2(RESOLVE_BENEATH |
-// RESOLVE_NO_SYMLINKS) below a directory descriptor, O_CREAT|O_EXCL|
-// O_NOFOLLOW, so even a symlink that got past every check could not redirect
-// a write. Extraction happens in a temporary directory beside the
+// stops at the limit). Parent directories are opened with
+// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) below a directory
+// descriptor and files created with O_CREAT | O_EXCL | O_NOFOLLOW, so even a
+// symlink that got past every check could not redirect a write. Extraction happens in a temporary directory beside the
 // destination, renamed into place only once everything verified.
 //
 // This package must not know about the manifest's schema (it stores
