@@ -61,17 +61,24 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 func (d *Daemon) createProject(ctx context.Context, path, name, sourceDir string, peer Peer) (api.RunResponse, error) {
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
+	// Errors about the upload name the user's file, not our temporary copy.
+	rename := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return &errdefs.Error{Cat: errdefs.CategoryOf(err), Msg: strings.ReplaceAll(err.Error(), path, name), Hint: errdefs.HintOf(err)}
+	}
 	b, err := bundle.Open(path)
 	if err != nil {
-		return api.RunResponse{}, err
+		return api.RunResponse{}, rename(err)
 	}
 	defer b.Close()
 	idx := b.Index()
 	digest := idx.Digest
 	dir := filepath.Join(d.paths.LibDir, "bundles", strings.TrimPrefix(digest, "sha256:"))
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := b.Extract(ctx, dir, bundle.DefaultLimits(), nil); err != nil {
-			return api.RunResponse{}, err
+		if err := b.Extract(ctx, dir, bundle.DefaultLimits(), nil); err != nil && !errdefs.IsAlreadyExists(err) {
+			return api.RunResponse{}, rename(err)
 		}
 	}
 	source := "cortex.yaml"
