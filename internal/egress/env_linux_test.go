@@ -81,6 +81,7 @@ type testEnv struct {
 type envOption func(*envConfig)
 
 type envConfig struct {
+	maxConns int
 	internal []string
 	register map[string]DialFunc
 	noAttach bool
@@ -136,7 +137,7 @@ func newEnv(t testing.TB, entries []string, opts ...envOption) *testEnv {
 	e.bannerPort = e.bannerServer()
 
 	e.upstream = egresstest.NewDNSServer(t, upstreamRecords)
-	g, err := New(Config{Hosts: pinned, Resolver: e.upstream.Resolver(), DialTimeout: 5 * time.Second}, nil)
+	g, err := New(Config{Hosts: pinned, Resolver: e.upstream.Resolver(), DialTimeout: 5 * time.Second, MaxConns: cfg.maxConns}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

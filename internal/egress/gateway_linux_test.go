@@ -521,6 +521,30 @@ func TestProxy(t *testing.T) {
 			}
 		}
 	})
+	t.Run("upgrade", func(t *testing.T) {
+		up := serveTCP(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			req, err := http.ReadRequest(br)
+			if err != nil || req.Header.Get("Upgrade") != "echo" {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+			line, _ := br.ReadString('\n')
+			io.WriteString(c, "echo "+line)
+		})
+		c := proxyConn(t, e)
+		defer c.Close()
+		fmt.Fprintf(c, "GET http://api.allowed.test:%s/ws HTTP/1.1\r\nHost: api.allowed.test\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n", up)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 101 {
+			t.Fatalf("upgrade response %v, %v", resp, err)
+		}
+		io.WriteString(c, "ping\n")
+		if line, err := br.ReadString('\n'); err != nil || line != "echo ping\n" {
+			t.Errorf("after upgrade read %q, %v", line, err)
+		}
+	})
 	tests := []struct {
 		name   string
 		req    string
@@ -778,6 +802,42 @@ func TestCloseReleasesEverything(t *testing.T) {
 			t.Fatal("the namespace was not destroyed after Close: something still holds it")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	e := newEnv(t, []string{"banner.allowed.test"}, func(c *envConfig) { c.maxConns = 1 })
+	ip := e.mustLookup("banner.allowed.test") // UDP: not a stream
+	held, err := e.dial(net.JoinHostPort(ip.String(), e.bannerPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(held).ReadString('\n'); line != "220 banner\r\n" {
+		t.Fatalf("banner %q", line)
+	}
+	// Over the limit: reset at once, counted as dropped, no denial.
+	e.expectRefused(net.JoinHostPort(ip.String(), e.bannerPort), []byte("x"))
+	if n := e.a.Stats().Dropped; n != 1 {
+		t.Errorf("Dropped = %d, want 1", n)
+	}
+	held.Close()
+	<-e.bannerGot
+	// The slot comes back.
+	deadline := time.Now().Add(waitLong)
+	for {
+		c, err := e.dial(net.JoinHostPort(ip.String(), e.bannerPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if line == "220 banner\r\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot not released: %q %v", line, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

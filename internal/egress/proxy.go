@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,8 +25,6 @@ const (
 // absolute-form plain HTTP requests, keep-alive included.
 func (a *Attachment) handleProxy(ctx context.Context, c net.Conn) {
 	br := bufio.NewReaderSize(c, 16<<10)
-	up := &proxyUpstream{}
-	defer up.close(a)
 	for first := true; ; first = false {
 		wait := proxyIdle
 		if first {
@@ -44,11 +43,10 @@ func (a *Attachment) handleProxy(ctx context.Context, c net.Conn) {
 			return
 		}
 		if req.Method == http.MethodConnect {
-			up.close(a)
 			a.proxyConnect(ctx, c, br, req)
 			return
 		}
-		if !a.proxyForward(ctx, c, br, req, up) {
+		if !a.proxyForward(ctx, c, br, req) {
 			return
 		}
 	}
@@ -129,27 +127,14 @@ func (a *Attachment) proxyConnect(ctx context.Context, c net.Conn, br *bufio.Rea
 	a.relay(ctx, c, br, rt, d)
 }
 
-// proxyUpstream is the origin connection a proxy client's plain HTTP
-// requests reuse while they go to the same host and port.
-type proxyUpstream struct {
-	key  string
-	conn net.Conn
-	br   *bufio.Reader
-}
-
-func (u *proxyUpstream) close(a *Attachment) {
-	if u.conn != nil {
-		a.untrack(u.conn)
-		u.conn, u.br, u.key = nil, nil, ""
-	}
-}
-
 // hopHeaders are removed before a request or response crosses the proxy.
 var hopHeaders = []string{"Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "Keep-Alive", "Te", "Trailer"}
 
-// proxyForward serves one absolute-form request. It returns whether the
-// client connection can carry another request.
-func (a *Attachment) proxyForward(ctx context.Context, c net.Conn, br *bufio.Reader, req *http.Request, up *proxyUpstream) bool {
+// proxyForward serves one absolute-form request over a fresh upstream
+// connection (never a reused one, so a server closing an idle connection
+// cannot turn into a spurious 502). The client's connection stays open for
+// its next request when the response allows it. It returns whether it may.
+func (a *Attachment) proxyForward(ctx context.Context, c net.Conn, br *bufio.Reader, req *http.Request) bool {
 	if !req.URL.IsAbs() || !strings.EqualFold(req.URL.Scheme, "http") || req.URL.Host == "" {
 		a.deny(Denial{Proto: "proxy", Name: req.Host}, ReasonMalformed)
 		proxyError(c, http.StatusBadRequest, "this is an egress proxy: send absolute http:// URIs or CONNECT")
@@ -160,112 +145,110 @@ func (a *Attachment) proxyForward(ctx context.Context, c net.Conn, br *bufio.Rea
 		port = "80"
 	}
 	rt, d, ok := a.proxyTarget(c, req.URL.Hostname(), port)
-	if !ok {
+	if !ok || !a.proxyResolve(ctx, c, &rt, d) {
 		return false
 	}
-	key := rt.name + ":" + port
-	if up.key != key {
-		up.close(a)
-		if !a.proxyResolve(ctx, c, &rt, d) {
-			return false
-		}
-		conn, err := a.dial(ctx, rt)
-		if err != nil {
-			a.dialErrors.Add(1)
-			proxyError(c, http.StatusBadGateway, err.Error())
-			return false
-		}
-		if !a.track(conn) {
-			return false
-		}
-		up.key, up.conn, up.br = key, conn, bufio.NewReaderSize(conn, 16<<10)
+	up, err := a.dial(ctx, rt)
+	if err != nil {
+		a.dialErrors.Add(1)
+		proxyError(c, http.StatusBadGateway, err.Error())
+		return false
 	}
+	if !a.track(up) {
+		return false
+	}
+	defer a.untrack(up)
 	a.allowed.Add(1)
+
 	for _, h := range hopHeaders {
 		req.Header.Del(h)
 	}
 	req.Host = req.URL.Host // the URI names the target; a Host header is ignored (RFC 9112 3.2.2)
 	req.RequestURI = ""
-
-	out := &countWriter{w: up.conn}
+	clientClose := req.Close
+	upgrade := req.Header.Get("Upgrade") != ""
+	if !upgrade {
+		req.Close = true // one request per upstream connection
+	}
+	out := &countWriter{w: up}
 	werr := make(chan error, 1)
+	// The body streams while responses are read, so "Expect: 100-continue"
+	// works.
 	a.goServe(func() { werr <- req.Write(out) })
-	closeAfter := req.Close
+	defer func() { a.bytesOut.Add(uint64(out.n)) }()
+	upBR := bufio.NewReaderSize(up, 16<<10)
+	in := &countWriter{w: c}
+	defer func() { a.bytesIn.Add(uint64(in.n)) }()
 	for {
-		resp, err := http.ReadResponse(up.br, req)
+		resp, err := http.ReadResponse(upBR, req)
 		if err != nil {
-			up.close(a) // unblocks req.Write
+			up.Close() // unblocks req.Write
 			<-werr
 			a.dialErrors.Add(1)
-			proxyError(c, http.StatusBadGateway, "upstream: "+err.Error())
+			if in.n == 0 {
+				proxyError(c, http.StatusBadGateway, "upstream: "+err.Error())
+			}
 			return false
 		}
 		for _, h := range hopHeaders {
 			resp.Header.Del(h)
 		}
-		in := &countWriter{w: c}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			// An upgraded stream (websocket) continues as raw bytes.
 			err := resp.Write(in)
-			a.bytesIn.Add(uint64(in.n))
 			if werr := <-werr; err != nil || werr != nil {
 				return false
 			}
-			a.bytesOut.Add(uint64(out.n))
-			a.spliceUpgraded(c, br, up)
+			a.spliceUpgraded(c, br, up, upBR)
 			return false
 		}
 		if resp.StatusCode >= 100 && resp.StatusCode < 200 {
-			err := resp.Write(in)
-			a.bytesIn.Add(uint64(in.n))
-			if err != nil {
-				up.close(a)
+			if err := resp.Write(in); err != nil {
+				up.Close()
 				<-werr
 				return false
 			}
 			continue
 		}
+		// The upstream closes after this response because we asked it to;
+		// that says nothing about the client's connection.
+		upstreamClose := resp.Close
+		resp.Close = clientClose || (upgrade && upstreamClose)
+		resp.Header.Del("Connection")
+		// Without a length the body ends with the connection (resp.Write
+		// then says Connection: close itself).
+		mustClose := resp.Close || !resp.ProtoAtLeast(1, 1) ||
+			resp.ContentLength < 0 && !slices.Contains(resp.TransferEncoding, "chunked")
 		err = resp.Write(in)
-		a.bytesIn.Add(uint64(in.n))
-		closeAfter = closeAfter || resp.Close
-		if err != nil {
-			up.close(a)
+		resp.Body.Close()
+		if err != nil || mustClose {
+			up.Close()
 			<-werr
 			return false
 		}
 		break
 	}
-	if err := <-werr; err != nil {
-		up.close(a)
-		return false
-	}
-	a.bytesOut.Add(uint64(out.n))
-	if closeAfter {
-		up.close(a)
-		return false
-	}
-	return true
+	return <-werr == nil
 }
 
 // spliceUpgraded copies both ways after a 101 response until both ends
 // finish.
-func (a *Attachment) spliceUpgraded(c net.Conn, br *bufio.Reader, up *proxyUpstream) {
-	conn, ubr := up.conn, up.br
+func (a *Attachment) spliceUpgraded(c net.Conn, br *bufio.Reader, up net.Conn, upBR *bufio.Reader) {
 	done := make(chan struct{})
 	a.goServe(func() {
 		defer close(done)
-		n, err := pipe(c, ubr, nil)
+		n, err := pipe(c, upBR, nil)
 		a.bytesIn.Add(uint64(n))
 		if err != nil {
 			c.Close()
-			conn.Close()
+			up.Close()
 		}
 	})
-	n, err := pipe(conn, br, nil)
+	n, err := pipe(up, br, nil)
 	a.bytesOut.Add(uint64(n))
 	if err != nil {
 		c.Close()
-		conn.Close()
+		up.Close()
 	}
 	<-done
 }
