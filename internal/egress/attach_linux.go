@@ -194,20 +194,28 @@ func (ls *listeners) open(v6 bool) error {
 	if ls.proxy, err = listenTCP(ProxyAddr); err != nil {
 		return listenErr("proxy", err)
 	}
-	t4, err := listenTCP("127.0.0.1:0")
-	if err != nil {
-		return listenErr("transparent", err)
-	}
-	ls.transparent = append(ls.transparent, t4)
-	if v6 {
-		port := t4.Addr().(*net.TCPAddr).Port
-		t6, err := listenTCP("[::1]:" + strconv.Itoa(port))
+	// The transparent listeners share one port on 127.0.0.1 and ::1; in a
+	// namespace where the agent already runs (re-attach) ::1 may have it.
+	for range 20 {
+		t4, err := listenTCP("127.0.0.1:0")
 		if err != nil {
+			return listenErr("transparent", err)
+		}
+		if !v6 {
+			ls.transparent = []*net.TCPListener{t4}
+			return nil
+		}
+		t6, err := listenTCP("[::1]:" + strconv.Itoa(t4.Addr().(*net.TCPAddr).Port))
+		if err == nil {
+			ls.transparent = []*net.TCPListener{t4, t6}
+			return nil
+		}
+		t4.Close()
+		if !errors.Is(err, unix.EADDRINUSE) {
 			return listenErr("transparent v6", err)
 		}
-		ls.transparent = append(ls.transparent, t6)
 	}
-	return nil
+	return listenErr("transparent", unix.EADDRINUSE)
 }
 
 func listenTCP(addr string) (*net.TCPListener, error) {

@@ -30,13 +30,22 @@ func NewDNSServer(t testing.TB, records map[string]string) *DNSServer {
 	for k, v := range records {
 		s.records[dns.Fqdn(strings.ToLower(k))] = v
 	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp4", pc.LocalAddr().String())
-	if err != nil {
+	// UDP and TCP on the same port; the TCP port may be taken, so retry.
+	var (
+		pc  net.PacketConn
+		l   net.Listener
+		err error
+	)
+	for range 20 {
+		if pc, err = net.ListenPacket("udp4", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if l, err = net.Listen("tcp4", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.Addr = pc.LocalAddr().String()
