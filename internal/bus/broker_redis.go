@@ -59,6 +59,9 @@ func (r *redisBroker) Run(ctx context.Context, prefix string, deliver func(strin
 func (r *redisBroker) session(ctx context.Context, pattern string, deliver func(string, []byte), state func(bool, error), backoff *time.Duration) error {
 	ps := r.c.PSubscribe(ctx, pattern)
 	defer ps.Close()
+	// Blocking reads do not watch ctx; closing the PubSub ends them.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
 	if _, err := ps.Receive(ctx); err != nil { // the subscription confirmation
 		return fmt.Errorf("psubscribe %s: %w", pattern, err)
 	}
@@ -66,6 +69,9 @@ func (r *redisBroker) session(ctx context.Context, pattern string, deliver func(
 	*backoff = 100 * time.Millisecond
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, 10*time.Second)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
