@@ -269,8 +269,6 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 			var ue *UpstreamError
 			if !errors.As(streamErr, &ue) {
 				streamErr = &UpstreamError{Provider: t.prov.name, Message: streamErr.Error()}
-			} else if ue.Timeout {
-				ue.Message = "no event within the stream idle timeout"
 			}
 			g.log.Warn("llm stream broke after the first token", "alias", rt.name, "target", t.String(), "error", streamErr)
 			_ = s.end(fmt.Errorf("%s", g.scrub(streamErr.Error())))

@@ -165,12 +165,7 @@ func (m *meter) admit(project, agent string, ab, pb *manifest.LLMBudget) error {
 	if err := check(projectWho, pb, tallyKey{day, project, ""}); err != nil {
 		return err
 	}
-	type take struct {
-		b   *bucket
-		rpm int
-		who string
-	}
-	var takes []take
+	var takes []*bucket
 	for _, x := range []struct {
 		b   *manifest.LLMBudget
 		key [2]string
@@ -191,10 +186,10 @@ func (m *meter) admit(project, agent string, ab, pb *manifest.LLMBudget) error {
 				"llm budget exceeded: %s is over its requests_per_minute of %d; retry in %s",
 				x.who, x.b.RequestsPerMinute, wait.Round(100*time.Millisecond))}
 		}
-		takes = append(takes, take{bk, x.b.RequestsPerMinute, x.who})
+		takes = append(takes, bk)
 	}
-	for _, t := range takes {
-		t.b.tokens--
+	for _, b := range takes {
+		b.tokens--
 	}
 	return nil
 }

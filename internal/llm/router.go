@@ -153,6 +153,7 @@ type opened struct {
 	stream   Stream
 	upstream time.Duration // time spent waiting on upstreams, failed attempts included
 	attempts int
+	ctx      context.Context // the attempt's; its cause tells an idle timeout
 	cancel   context.CancelCauseFunc
 	timer    *time.Timer
 	idle     time.Duration
@@ -172,6 +173,9 @@ func (o *opened) next() (Event, error) {
 	o.timer.Reset(o.idle)
 	ev, err := o.stream.Next()
 	o.timer.Stop()
+	if err != nil && errors.Is(context.Cause(o.ctx), errAttemptTimeout) {
+		return ev, &UpstreamError{Provider: o.target.prov.name, Timeout: true, Message: fmt.Sprintf("no event within the stream idle timeout (%s)", o.idle)}
+	}
 	return ev, err
 }
 
@@ -307,7 +311,7 @@ func (g *Gateway) attempt(ctx context.Context, t *target, req *Request) (*opened
 		}
 	}
 	timer.Stop()
-	return &opened{target: t, first: first, stream: s, cancel: cancel, timer: timer, idle: g.cfg.Routing.StreamIdleTimeout.D()}, nil
+	return &opened{target: t, first: first, stream: s, ctx: actx, cancel: cancel, timer: timer, idle: g.cfg.Routing.StreamIdleTimeout.D()}, nil
 }
 
 // backoff is the delay before retry number try (1-based): exponential from

@@ -298,3 +298,17 @@ func TestWeightedSpread(t *testing.T) {
 		t.Errorf("openai %d local %d: want about 50/150", o, l)
 	}
 }
+
+func TestStreamIdleTimeout(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Routing.StreamIdleTimeout = Duration(150 * time.Millisecond) })
+	tok := e.register("p", "a", "fb")
+	e.openai.Push(llmtest.Reply{Text: "slow words here", ChunkDelay: 400 * time.Millisecond})
+	a := e.post("/v1/chat/completions", tok, chatBody("fb", true))
+	res := parseOpenAIStream(t, a.body)
+	if res.text != "slow" || !strings.Contains(res.errorMsg, "idle timeout") || res.done {
+		t.Errorf("text %q error %q done %v", res.text, res.errorMsg, res.done)
+	}
+	if e.anth.Count() != 0 {
+		t.Errorf("fell back after the first token")
+	}
+}
