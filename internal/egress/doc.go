@@ -51,7 +51,17 @@
 // to an in-daemon dial function instead of the internet, for the agents the
 // daemon enables them for; network.access can never grant them.
 //
-// This package must not create or destroy namespaces (the sandbox does), must
-// not read the daemon config file (it is given a Config) and must never run
-// the nft or ip binaries: it programs the kernel over netlink.
+// Limits, by design: SNI and Host are checked on the first ClientHello or
+// request of a stream (whenever it arrives; waiting does not skip the
+// check), not on later keep-alive requests, HTTP/2 streams or an ECH inner
+// hello. The destination is always the allowed name's own addresses, so
+// these can reach only other virtual hosts of a server the agent may
+// already reach. Synthetic mappings live as long as the attachment; keep
+// Attachment.Mappings across a daemon restart and pass them back as
+// AttachOptions.Restore.
+//
+// This package must not create or destroy agent namespaces (the sandbox
+// does; Probe makes a throwaway one), must not read the daemon config file
+// (it is given a Config) and must never run the nft or ip binaries: it
+// programs the kernel over netlink.
 package egress
