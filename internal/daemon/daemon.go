@@ -23,6 +23,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/egress"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -57,8 +58,14 @@ type Daemon struct {
 	walls   Walls
 	defs    manifest.DaemonDefaults
 
+	egressGW *egress.Gateway
+	egress   *egressAttacher
+
 	// runMu serialises project creation (extract, validate, start).
 	runMu sync.Mutex
+	// background goroutines owned by the daemon, stopped by Close.
+	bg     sync.WaitGroup
+	stopBG []context.CancelFunc
 }
 
 // New builds the daemon: takes the root's lock, opens state, detects the
@@ -114,6 +121,16 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("install SDKs: %w", err)
 	}
 	d.walls = probeWalls(d.cfg)
+	if gw, err := egress.New(egress.Config{Hosts: d.cfg.Egress.Hosts}, log.With("subsystem", "egress")); err != nil {
+		return nil, fmt.Errorf("egress gateway: %w", err)
+	} else {
+		d.egressGW = gw
+		d.egress = newEgressAttacher(gw, d.logs)
+		bg, cancel := context.WithCancel(context.Background())
+		d.stopBG = append(d.stopBG, cancel)
+		d.bg.Add(1)
+		go func() { defer d.bg.Done(); d.egress.saveLoop(bg) }()
+	}
 	tmpSize, _ := manifest.ParseQuantity(d.cfg.Sandbox.TmpSize)
 	initPath := opts.InitPath
 	if initPath == "" {
@@ -184,6 +201,13 @@ func trimNL(b []byte) []byte {
 func (d *Daemon) Close() {
 	if d.sup != nil {
 		d.sup.Close()
+	}
+	for _, stop := range d.stopBG {
+		stop()
+	}
+	d.bg.Wait()
+	if d.egressGW != nil {
+		_ = d.egressGW.Close()
 	}
 	if d.logs != nil {
 		_ = d.logs.Close()

@@ -163,6 +163,11 @@ func (d *Daemon) inspectAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	in.Walls = d.agentWalls(in.Walls)
+	if d.egress != nil {
+		if st, ok := d.egress.Stats(in.Project, in.Agent); ok {
+			in.Egress = st
+		}
+	}
 	writeJSON(w, http.StatusOK, in)
 	return nil
 }

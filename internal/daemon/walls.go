@@ -8,6 +8,7 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/egress"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/sandbox"
 	"github.com/cortexrt/cortex/internal/supervisor"
@@ -46,6 +47,7 @@ func probeWalls(cfg *config.Config) Walls {
 	prog, err := compileSeccomp()
 	w.Seccomp = add("seccomp", err, true, fmt.Sprintf("deny-list filter (%d BPF instructions), EPERM, x32/i386 refused", len(prog)))
 	w.SeccompProgram = prog
+	add("egress", egress.Probe(), true, "netns with loopback only; DNS allowlist, transparent TCP gateway, HTTP proxy (nftables over netlink)")
 	w.Landlock = sandbox.LandlockABI()
 	var llErr error
 	if w.Landlock == 0 {

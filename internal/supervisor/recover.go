@@ -72,6 +72,21 @@ func (s *Supervisor) Recover(ctx context.Context) error {
 		proc, err := sandbox.Reattach(rec.Pid, rec.PidStart, exitFile)
 		if err == nil {
 			a.proc = proc
+			info := AgentInfo{Project: a.project, Agent: a.spec, Run: rec.Restarts, UID: a.uid, GID: a.uid, RunDir: a.runDir}
+			for _, at := range s.opts.Attachers {
+				ra, ok := at.(Reattacher)
+				if !ok {
+					continue
+				}
+				c, err := ra.Reattach(ctx, info, proc.Pid)
+				if err != nil {
+					s.log.Warn("recover: reattach subsystem", "project", rec.Project, "agent", rec.Name, "err", err)
+					continue
+				}
+				if c != nil {
+					a.closers = append(a.closers, c)
+				}
+			}
 			if out, errf, err := reopenFIFOs(a.runDir); err == nil {
 				a.startCollectors(out, errf, rec.Restarts)
 			} else {

@@ -58,3 +58,10 @@ type AgentInfo struct {
 type Attacher interface {
 	Attach(ctx context.Context, a AgentInfo, pid int, spec *sandbox.Spec) (io.Closer, error)
 }
+
+// Reattacher is an Attacher that can serve an agent again after a daemon
+// restart (its sandbox lived on; the daemon's listeners did not). pid is
+// the reattached init's host pid. Attachers without it are not restored.
+type Reattacher interface {
+	Reattach(ctx context.Context, a AgentInfo, pid int) (io.Closer, error)
+}
