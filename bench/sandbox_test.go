@@ -53,15 +53,18 @@ const (
 //   - plain:   the exact argv and environment Cortex runs (the bootstrap
 //     shim importing agent:main), without any sandbox;
 //   - bwrap:   bubblewrap with namespaces, mounts and the seccomp filter
-//     comparable to Cortex's (see bwrapArgs for what is and is not);
+//     comparable to Cortex's (see buildBwrapArgs for what is and is not);
 //   - cortex:  what the daemon does for an agent with every wall: create
 //     its cgroup, supervisor.BuildSpec, sandbox.Start with the init placed
 //     in the cgroup in Prepare (Confine, Landlock, seccomp on).
 //
 // The four are interleaved (rotating order) over at least 50 iterations.
-// Reported: p50/p99 of each, the ratios cortex/plain and cortex/bwrap,
-// and a breakdown of the cortex start from timestamps taken around each
-// daemon-side call and the init's "step X took Y" debug logs.
+// Reported: p50/p99 of each (p99 of 50 is the second slowest), the ratios
+// cortex/plain and cortex/bwrap, the CPU time each start cost its
+// processes (load-independent, unlike the wall times), the cost of
+// starting the init binary alone, and a breakdown of the cortex start
+// from timestamps taken around each daemon-side call, the init's "step X
+// took Y" debug logs and the init's CPU time when the program starts.
 func BenchmarkSandboxStart(b *testing.B) {
 	kerneltest.RequireRoot(b)
 	kerneltest.RequireFile(b, bwrapPath)
@@ -168,7 +171,7 @@ type sandboxBench struct {
 	logs     *stepLog
 
 	spec      sandbox.Spec // a BuildSpec result, for plain and bwrap
-	bwrapArgs []string
+	bwrapArgs []string     // options, without "--" and the command
 
 	breakdown    map[string][]float64
 	stepNames    []string
@@ -276,6 +279,7 @@ func newSandboxBench(b *testing.B) *sandboxBench {
 	if sb.bwrapArgs, err = sb.buildBwrapArgs(); err != nil {
 		b.Fatal(err)
 	}
+	sb.checkBwrap()
 	return sb
 }
 
@@ -302,8 +306,8 @@ func writeSeccompBPF(path string) error {
 	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
-// buildBwrapArgs mirrors the cortex spec in bwrap flags, so the two
-// sandboxes see the same tree.
+// buildBwrapArgs mirrors the cortex spec in bwrap options (the command
+// follows "--"), so the two sandboxes see the same tree.
 //
 // Comparable: the same program, argv, environment, working directory
 // and uid; new pid, net, ipc, uts and cgroup namespaces; a tmpfs root
@@ -361,7 +365,7 @@ func (sb *sandboxBench) buildBwrapArgs() ([]string, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		args = append(args, "--setenv", k, v)
 	}
-	return append(append(args, "--"), s.Argv...), nil
+	return args, nil
 }
 
 // runPlainC starts python3.11 -c with the program.
@@ -386,7 +390,16 @@ func (sb *sandboxBench) runPlain() (wall, cpu float64) {
 
 // runBwrap starts the argv Cortex runs under bwrap, as the unprivileged uid.
 func (sb *sandboxBench) runBwrap() (wall, cpu float64) {
-	cmd := exec.Command(bwrapPath, sb.bwrapArgs...)
+	cmd, reap, release := sb.bwrapCmd(sb.spec.Argv)
+	defer release()
+	return sb.runCmd("bwrap", cmd, reap)
+}
+
+// bwrapCmd is bwrap running argv in the bench's sandbox as the
+// unprivileged uid. Call reap once it has exited successfully, release
+// when done.
+func (sb *sandboxBench) bwrapCmd(argv []string) (cmd *exec.Cmd, reap, release func()) {
+	cmd = exec.Command(bwrapPath, append(append(append([]string(nil), sb.bwrapArgs...), "--"), argv...)...)
 	cmd.Env = []string{}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: sandboxUID, Gid: sandboxUID, Groups: []uint32{}}}
 	// bwrap reads the filter from fd 3 to its end: a fresh open each time.
@@ -394,16 +407,14 @@ func (sb *sandboxBench) runBwrap() (wall, cpu float64) {
 	if err != nil {
 		sb.b.Fatal(err)
 	}
-	defer f.Close()
 	// --info-fd 4 tells the host pid of bwrap's pid 1.
 	infoR, infoW, err := os.Pipe()
 	if err != nil {
+		f.Close()
 		sb.b.Fatal(err)
 	}
-	defer infoR.Close()
-	defer infoW.Close()
 	cmd.ExtraFiles = []*os.File{f, infoW}
-	return sb.runCmd("bwrap", cmd, func() {
+	reap = func() {
 		infoW.Close()
 		var info struct {
 			ChildPid int `json:"child-pid"`
@@ -412,7 +423,50 @@ func (sb *sandboxBench) runBwrap() (wall, cpu float64) {
 			sb.b.Fatalf("bwrap --info-fd: %v (child-pid %d)", err, info.ChildPid)
 		}
 		reapSandboxInit(info.ChildPid)
-	})
+	}
+	release = func() {
+		f.Close()
+		infoR.Close()
+		infoW.Close()
+	}
+	return cmd, reap, release
+}
+
+// checkBwrap makes sure the bwrap sandbox is what the comparison claims:
+// the unprivileged uid, no capabilities, no_new_privs, a seccomp filter,
+// and none of the host's /etc beyond the binds.
+func (sb *sandboxBench) checkBwrap() {
+	cmd, reap, release := sb.bwrapCmd([]string{sb.spec.Argv[0], "-c",
+		"import os\nprint(open('/proc/self/status').read())\nprint('shadow:', os.path.exists('/etc/shadow'))\nprint('cwd:', os.getcwd())"})
+	defer release()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		sb.b.Fatalf("bwrap: %v\n%s", err, stderr.Bytes())
+	}
+	reap()
+	got := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			got[k] = strings.Join(strings.Fields(v), " ")
+		}
+	}
+	uid := strconv.Itoa(sandboxUID)
+	want := map[string]string{
+		"Uid":        strings.Join([]string{uid, uid, uid, uid}, " "),
+		"CapEff":     "0000000000000000",
+		"CapBnd":     "0000000000000000",
+		"NoNewPrivs": "1",
+		"Seccomp":    "2",
+		"shadow":     "False",
+		"cwd":        sb.spec.Dir,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			sb.b.Fatalf("bwrap sandbox: %s is %q, want %q\n%s", k, got[k], v, out)
+		}
+	}
 }
 
 // runInitBare runs the init binary without a control socket: it starts,
