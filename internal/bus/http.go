@@ -2,6 +2,7 @@ package bus
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -36,7 +37,7 @@ func (s *Server) Report() StatsReport {
 //	GET  /v1/bus/{project}/{channel}         Server-Sent Events: "event: message", data = Message JSON
 //
 // Errors are JSON {"error", "code", "hint"} with the status of their
-// errdefs category.
+// errdefs category (413 for a payload over the limit).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/bus/stats", s.serveStats)
@@ -57,8 +58,12 @@ func (s *Server) Handler() http.Handler {
 }
 
 func writeHTTPError(w http.ResponseWriter, err error) {
+	status := errdefs.HTTPStatus(errdefs.CategoryOf(err))
+	if errors.Is(err, ErrPayloadTooLarge) {
+		status = http.StatusRequestEntityTooLarge
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(errdefs.HTTPStatus(errdefs.CategoryOf(err)))
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error(), "code": errorCode(err), "hint": errdefs.HintOf(err)})
 }
 

@@ -11,24 +11,26 @@ import (
 )
 
 // readLine reads one '\n'-terminated line (without the terminator and a
-// trailing '\r'). A line longer than limit is consumed and discarded; its
-// first bytes come back as over, so the caller can answer it. The returned
-// line is valid until the next call.
+// trailing '\r'). A line longer than limit bytes is consumed and
+// discarded; its first bytes come back as over, so the caller can answer
+// it. The returned line is valid until the next call.
 func readLine(r *bufio.Reader, limit int) (line, over []byte, err error) {
 	var buf []byte
 	for {
 		frag, err := r.ReadSlice('\n')
 		switch {
 		case err == nil:
-			if buf == nil {
-				return trimEOL(frag), nil, nil
+			line = frag
+			if buf != nil {
+				line = append(buf, frag...)
 			}
-			if len(buf)+len(frag) > limit+1 {
-				return nil, head(buf), nil
+			line = trimEOL(line)
+			if len(line) > limit {
+				return nil, head(line), nil
 			}
-			return trimEOL(append(buf, frag...)), nil, nil
+			return line, nil, nil
 		case errors.Is(err, bufio.ErrBufferFull):
-			if len(buf)+len(frag) > limit+1 {
+			if len(buf)+len(frag) > limit+2 { // longer than any line within the limit plus "\r\n"
 				h := head(append(buf, frag...))
 				if err := discardLine(r); err != nil {
 					return nil, nil, err
