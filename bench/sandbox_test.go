@@ -616,7 +616,7 @@ func (sb *sandboxBench) runCortex() (wall, cpu float64) {
 		Stdout:   wOut,
 		Stderr:   wErr,
 		Logger:   slog.New(sb.logs),
-		Prepare: func(pid int, _ *sandbox.Spec) error {
+		Prepare: func(pid int) error {
 			tPrep = time.Now()
 			err := cg.AddProc(pid)
 			tPrepDone = time.Now()

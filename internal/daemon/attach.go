@@ -55,11 +55,11 @@ func newEgressAttacher(gw *egress.Gateway, ls *logs.Store) *egressAttacher {
 	return &egressAttacher{gw: gw, logs: ls, active: map[string]*egressRun{}}
 }
 
-// Attach implements supervisor.Attacher.
-func (e *egressAttacher) Attach(ctx context.Context, a supervisor.AgentInfo, pid int, spec *sandbox.Spec) (io.Closer, error) {
-	c, err := e.attach(ctx, a, pid, nil)
-	if err != nil {
-		return nil, err
+// Prepare implements supervisor.Attacher: the agent's resolver is the
+// gateway, and agents with network.access get the proxy variables.
+func (e *egressAttacher) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *sandbox.Spec) error {
+	if _, err := egress.ParsePolicy(a.Agent.Capabilities.NetworkAccess); err != nil {
+		return fmt.Errorf("network.access: %w", err)
 	}
 	if spec.Rootfs != nil {
 		files := spec.Rootfs.Files[:0]
@@ -68,12 +68,18 @@ func (e *egressAttacher) Attach(ctx context.Context, a supervisor.AgentInfo, pid
 				files = append(files, f)
 			}
 		}
-		spec.Rootfs.Files = append(files, sandbox.File{Path: "/etc/resolv.conf", Data: c.r.att.ResolvConf(), Mode: 0o644})
+		spec.Rootfs.Files = append(files, sandbox.File{Path: "/etc/resolv.conf", Data: egress.ResolvConf(), Mode: 0o644})
 	}
 	if len(a.Agent.Capabilities.NetworkAccess) > 0 {
-		spec.Env = append(spec.Env, c.r.att.Env()...)
+		spec.Env = append(spec.Env, egress.ProxyEnv()...)
 	}
-	return c, nil
+	return nil
+}
+
+// Attach implements supervisor.Attacher: the gateway serves the agent's
+// network namespace.
+func (e *egressAttacher) Attach(ctx context.Context, a supervisor.AgentInfo, pid int) (io.Closer, error) {
+	return e.attach(ctx, a, pid, nil)
 }
 
 // Reattach implements supervisor.Reattacher: after a daemon restart, the

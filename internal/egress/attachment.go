@@ -146,7 +146,11 @@ func (a *Attachment) deny(d Denial, reason Reason) {
 
 // ResolvConf is the agent's /etc/resolv.conf: the gateway's resolver only,
 // no search list (single-label names such as "ice-kernel" are asked as is).
-func (a *Attachment) ResolvConf() []byte {
+func (a *Attachment) ResolvConf() []byte { return ResolvConf() }
+
+// ResolvConf is the resolv.conf every attached agent gets; it does not
+// depend on the attachment, so a sandbox can be built before it exists.
+func ResolvConf() []byte {
 	host, _, _ := strings.Cut(ResolverAddr, ":")
 	return []byte("nameserver " + host + "\noptions timeout:2 attempts:2\n")
 }
@@ -154,7 +158,10 @@ func (a *Attachment) ResolvConf() []byte {
 // Env is the proxy environment for the agent. ALL_PROXY is not set: the
 // transparent path already carries every other TCP protocol, and clients
 // would send non-HTTP protocols to an HTTP proxy.
-func (a *Attachment) Env() []string {
+func (a *Attachment) Env() []string { return ProxyEnv() }
+
+// ProxyEnv is Env without an attachment (it does not depend on one).
+func ProxyEnv() []string {
 	p := "http://" + ProxyAddr
 	const noProxy = "localhost,127.0.0.1,::1"
 	return []string{

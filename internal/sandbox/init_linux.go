@@ -64,7 +64,19 @@ func Init() {
 		st.send(ctrlMsg{Type: "error", Step: "exitfile", Error: err.Error()})
 		os.Exit(125)
 	}
+	waited := false
 	for _, step := range Steps(st.spec) {
+		if step.AfterGo && !waited {
+			// The daemon has placed us in our cgroup (and attached what it
+			// attaches) once it says go; nothing of the agent's runs before.
+			t0 := time.Now()
+			line, err := rd.ReadBytes('\n')
+			if err != nil || json.Unmarshal(line, &m) != nil || m.Type != "go" {
+				os.Exit(125)
+			}
+			waited = true
+			st.logf("debug", "waited %s for go", time.Since(t0))
+		}
 		t0 := time.Now()
 		if err := step.Run(st); err != nil {
 			st.send(ctrlMsg{Type: "error", Step: step.Name, Error: err.Error()})
@@ -123,27 +135,31 @@ func drain(n int, timeout time.Duration) {
 }
 
 // Step is one confinement layer, applied in order inside the init.
+// AfterGo steps wait until the daemon has placed the init in its cgroup.
 type Step struct {
-	Name string
-	Run  func(*initState) error
+	Name    string
+	Run     func(*initState) error
+	AfterGo bool
 }
 
 // Steps returns the layers spec asks for, in the order the design fixes:
-// namespaces (cgroup, uts), filesystem, identity and syscalls.
+// namespaces (uts), filesystem, identity; then, once in the cgroup, the
+// cgroup namespace (rooted at the agent's cgroup) and the syscall filter
+// (which refuses unshare, so it comes last).
 func Steps(spec *Spec) []Step {
 	steps := []Step{
-		{"cgroupns", func(*initState) error { return unix.Unshare(unix.CLONE_NEWCGROUP) }},
-		{"hostname", func(s *initState) error { return unix.Sethostname([]byte(s.spec.Hostname)) }},
-		{"mount", stepMounts},
+		{Name: "hostname", Run: func(s *initState) error { return unix.Sethostname([]byte(s.spec.Hostname)) }},
+		{Name: "mount", Run: stepMounts},
 	}
 	if spec.Confine != nil {
-		steps = append(steps, Step{"privileges", stepPrivileges})
+		steps = append(steps, Step{Name: "privileges", Run: stepPrivileges})
 		if spec.Confine.Landlock && spec.Rootfs != nil {
-			steps = append(steps, Step{"landlock", stepLandlock})
+			steps = append(steps, Step{Name: "landlock", Run: stepLandlock})
 		}
-		if spec.Confine.Seccomp {
-			steps = append(steps, Step{"seccomp", stepSeccomp})
-		}
+	}
+	steps = append(steps, Step{Name: "cgroupns", Run: func(*initState) error { return unix.Unshare(unix.CLONE_NEWCGROUP) }, AfterGo: true})
+	if spec.Confine != nil && spec.Confine.Seccomp {
+		steps = append(steps, Step{Name: "seccomp", Run: stepSeccomp, AfterGo: true})
 	}
 	return steps
 }

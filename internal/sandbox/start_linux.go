@@ -37,10 +37,12 @@ type StartOptions struct {
 	// never reads (the read ends of the log FIFOs, so the agent never gets
 	// EPIPE while the daemon is down).
 	Keep []*os.File
-	// Prepare runs once the init exists and before it runs any step: put
-	// it in its cgroup, attach the egress gateway to its network
-	// namespace. It may amend the spec. An error aborts the start.
-	Prepare func(pid int, spec *Spec) error
+	// Prepare runs once the init exists, while it builds the sandbox
+	// (mounts, privileges, Landlock), and before it enters its cgroup
+	// namespace, loads seccomp and starts the agent: put it in its cgroup,
+	// attach the egress gateway to its network namespace. An error aborts
+	// the start.
+	Prepare func(pid int) error
 	Logger  *slog.Logger
 }
 
@@ -55,7 +57,7 @@ func (e *StartError) Error() string { return e.Step + ": " + e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
 type ctrlMsg struct {
-	Type  string `json:"type"` // spec | log | started | error
+	Type  string `json:"type"` // spec | go | log | started | error
 	Spec  *Spec  `json:"spec,omitempty"`
 	Pid   int    `json:"pid,omitempty"`
 	Step  string `json:"step,omitempty"`
@@ -116,15 +118,20 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 		parent.Close()
 		return nil, &StartError{step, err}
 	}
-	if opts.Prepare != nil {
-		if err := opts.Prepare(p.Pid, &spec); err != nil {
-			return fail("prepare", err)
-		}
-	}
+	// The init builds the sandbox while Prepare places it; it waits for
+	// "go" before any agent code can run.
 	spec.Keep = len(opts.Keep)
 	msg, _ := json.Marshal(ctrlMsg{Type: "spec", Spec: &spec})
 	if _, err := parent.Write(append(msg, '\n')); err != nil {
 		return fail("exec", fmt.Errorf("send spec: %w", err))
+	}
+	if opts.Prepare != nil {
+		if err := opts.Prepare(p.Pid); err != nil {
+			return fail("prepare", err)
+		}
+	}
+	if _, err := parent.Write([]byte(`{"type":"go"}` + "\n")); err != nil {
+		return fail("exec", fmt.Errorf("send go: %w", err))
 	}
 
 	type reply struct {

@@ -243,41 +243,60 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 	if old, err := cgm.Load(a.cgroupName()); err == nil {
 		_ = old.Delete()
 	}
-	cg, err := cgm.Create(a.cgroupName(), cgroups.Limits{CPU: a.spec.Limits.CPU, Memory: int64(a.spec.Limits.Memory), Pids: a.spec.Limits.Pids})
-	if err != nil {
-		f.closeParentEnds()
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
-	a.s.log.Debug("agent cgroup ready", "project", a.project, "agent", a.name, "took", time.Since(t0))
 	spec, err := a.s.buildSpec(a, run)
 	if err != nil {
 		f.closeParentEnds()
-		_ = cg.Delete()
 		return nil, err
 	}
 	info := AgentInfo{Project: a.project, Agent: a.spec, Run: run, UID: a.uid, GID: a.uid, RunDir: a.runDir}
+	for _, at := range a.s.opts.Attachers {
+		if err := at.Prepare(ctx, info, &spec); err != nil {
+			f.closeParentEnds()
+			return nil, err
+		}
+	}
+	var cg cgroups.Group
 	var closers []io.Closer
+	limits := cgroups.Limits{CPU: a.spec.Limits.CPU, Memory: int64(a.spec.Limits.Memory), Pids: a.spec.Limits.Pids}
 	proc, err := sandbox.Start(ctx, spec, sandbox.StartOptions{
 		InitPath: a.s.opts.InitPath,
 		Stdout:   f.wOut,
 		Stderr:   f.wErr,
 		Keep:     []*os.File{f.kOut, f.kErr},
 		Logger:   a.s.log,
-		Prepare: func(pid int, sp *sandbox.Spec) error {
-			a.s.log.Debug("sandbox init forked", "project", a.project, "agent", a.name, "took", time.Since(t0))
-			if err := cg.AddProc(pid); err != nil {
-				return fmt.Errorf("place in cgroup: %w", err)
-			}
-			for _, at := range a.s.opts.Attachers {
-				c, err := at.Attach(ctx, info, pid, sp)
+		// While the init builds the sandbox: its cgroup (moving a process
+		// into a v1 cgroup waits for an RCU grace period, ~10 ms, so it
+		// overlaps everything else), and the attachers.
+		Prepare: func(pid int) error {
+			cgErr := make(chan error, 1)
+			go func() {
+				g, err := cgm.Create(a.cgroupName(), limits)
 				if err != nil {
-					return err
+					cgErr <- fmt.Errorf("cgroup: %w", err)
+					return
+				}
+				cg = g
+				if err := g.AddProc(pid); err != nil {
+					cgErr <- fmt.Errorf("place in cgroup: %w", err)
+					return
+				}
+				cgErr <- nil
+			}()
+			var attachErr error
+			for _, at := range a.s.opts.Attachers {
+				c, err := at.Attach(ctx, info, pid)
+				if err != nil {
+					attachErr = err
+					break
 				}
 				if c != nil {
 					closers = append(closers, c)
 				}
 			}
-			return nil
+			if err := <-cgErr; err != nil {
+				return err
+			}
+			return attachErr
 		},
 	})
 	if err != nil {
@@ -285,7 +304,9 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 		for _, c := range closers {
 			_ = c.Close()
 		}
-		_ = cg.Delete()
+		if cg != nil {
+			_ = cg.Delete()
+		}
 		return nil, err
 	}
 	a.mu.Lock()

@@ -162,24 +162,53 @@ func (s *Supervisor) grantSource(a *agent, rel string, write bool) (string, erro
 			base = a.proj.BundleDir
 		}
 	}
-	p := filepath.Join(base, rel)
-	// Refuse a grant that leaves the base through a symlink.
-	if real, err := filepath.EvalSymlinks(p); err == nil {
-		realBase, _ := filepath.EvalSymlinks(base)
-		if real != realBase && !strings.HasPrefix(real, realBase+"/") {
-			return "", errdefs.New(errdefs.InvalidArgument, "filesystem grant %q resolves outside the project directory (%s)", rel, real)
-		}
-		p = real
-	}
 	if write {
-		if _, err := os.Stat(p); os.IsNotExist(err) {
-			if err := os.MkdirAll(p, 0o755); err != nil {
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			return "", err
+		}
+	}
+	realBase, err := filepath.EvalSymlinks(base)
+	if err != nil {
+		return "", errdefs.New(errdefs.InvalidArgument, "filesystem grant %q: project directory: %v", rel, err)
+	}
+	// Walk the grant one component at a time: a symlink may lead
+	// elsewhere inside the project but never out of it, and a missing
+	// directory is created where the walk is, never through a link. (An
+	// agent with a write grant can plant links in it between runs; a
+	// nested grant under it would otherwise be created, chowned and bound
+	// wherever they point.)
+	p := realBase
+	parts := strings.Split(rel, "/")
+	for i, part := range parts {
+		if part == "." {
+			continue
+		}
+		next := filepath.Join(p, part)
+		fi, err := os.Lstat(next)
+		switch {
+		case err == nil && fi.Mode()&os.ModeSymlink != 0:
+			real, err := filepath.EvalSymlinks(next)
+			if err != nil {
+				return "", errdefs.New(errdefs.InvalidArgument, "filesystem grant %q: %s is a symlink to nowhere: %v", rel, next, err)
+			}
+			if real != realBase && !strings.HasPrefix(real, realBase+"/") {
+				return "", errdefs.New(errdefs.InvalidArgument, "filesystem grant %q resolves outside the project directory (%s)", rel, real)
+			}
+			next = real
+		case err == nil:
+		case os.IsNotExist(err) && write:
+			if err := os.Mkdir(next, 0o755); err != nil {
 				return "", err
 			}
-			_ = os.Chown(p, a.proj.OwnerUID, a.proj.OwnerGID)
+			if i == len(parts)-1 {
+				_ = os.Lchown(next, a.proj.OwnerUID, a.proj.OwnerGID)
+			}
+		case os.IsNotExist(err):
+			return "", errdefs.New(errdefs.InvalidArgument, "filesystem.read %q: %v", rel, err)
+		default:
+			return "", err
 		}
-	} else if _, err := os.Stat(p); err != nil {
-		return "", errdefs.New(errdefs.InvalidArgument, "filesystem.read %q: %v", rel, err)
+		p = next
 	}
 	return p, nil
 }

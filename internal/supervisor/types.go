@@ -50,13 +50,17 @@ type AgentInfo struct {
 }
 
 // Attacher adds a subsystem (the egress gateway, the bus, the LLM
-// gateway) to an agent's sandbox. Attach runs after the sandbox init
-// exists in its namespaces and before any agent code runs; pid is the
-// init's host pid (so /proc/<pid>/ns/net is the agent's network
-// namespace). It may amend spec (binds, env, files). The returned Closer
-// is called when that run ends; it may be nil.
+// gateway) to an agent's sandbox, in two steps:
+//
+//   - Prepare runs before the sandbox exists and may amend its spec (binds,
+//     env, files);
+//   - Attach runs once the sandbox init exists in its namespaces, while it
+//     builds the sandbox and before any agent code runs; pid is the init's
+//     host pid (so /proc/<pid>/ns/net is the agent's network namespace).
+//     The returned Closer (may be nil) is called when that run ends.
 type Attacher interface {
-	Attach(ctx context.Context, a AgentInfo, pid int, spec *sandbox.Spec) (io.Closer, error)
+	Prepare(ctx context.Context, a AgentInfo, spec *sandbox.Spec) error
+	Attach(ctx context.Context, a AgentInfo, pid int) (io.Closer, error)
 }
 
 // Reattacher is an Attacher that can serve an agent again after a daemon
