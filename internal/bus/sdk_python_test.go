@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,44 @@ func TestPythonReconnect(t *testing.T) {
 	got := distinctN(parseReceived(t, sub.Lines()))
 	if diff := cmp.Diff(map[int]int{1: 1, 2: 1}, got); diff != "" {
 		t.Errorf("received (-want +got):\n%s", diff)
+	}
+}
+
+// TestPythonVersions runs the SDK (sync and asyncio) under every Python the
+// product supports that this machine has (pyenv builds besides 3.11).
+func TestPythonVersions(t *testing.T) {
+	s := newServer(t, Config{}, "")
+	dir := sockDir(t)
+	sock := attach(t, s, dir, "p", "v", Policy{Durable: []string{"dur"}})
+	for _, v := range []string{"3.10.13", "3.11.7", "3.12.1"} {
+		interp := "/root/.pyenv/versions/" + v + "/bin/python3"
+		t.Run(v, func(t *testing.T) {
+			if _, err := os.Stat(interp); err != nil {
+				t.Skipf("python %s not installed: %v", v, err)
+			}
+			for _, mode := range []string{"sync", "async"} {
+				ch := "v" + strings.ReplaceAll(v, ".", "_") + "-" + mode
+				args := []string{"sub", ch}
+				if mode == "async" {
+					args = append(args, "--async")
+				}
+				sub := bustest.PythonWith(t, interp, testdata("py", "agent.py"), args, busEnv(sock))
+				waitSubscribers(t, s, "p", ch, 1)
+				pub := bustest.PythonWith(t, interp, testdata("py", "agent.py"), []string{"pub", ch, "20", "--async"}, busEnv(sock))
+				if !pub.WaitLine(wait, "DONE") || !sub.WaitFor(wait, func(l []string) bool { return countMessages(l) == 20 }) {
+					t.Fatalf("%s %s: pub %q %s; sub %q %s", v, mode, pub.Lines(), pub.Stderr(), sub.Lines(), sub.Stderr())
+				}
+			}
+			// Durable acknowledgements with this interpreter.
+			pub := bustest.PythonWith(t, interp, testdata("py", "agent.py"), []string{"pub", "dur", "5", "--start", "0"}, busEnv(sock))
+			if !pub.WaitLine(wait, "DONE") {
+				t.Fatalf("durable pub: %s", pub.Stderr())
+			}
+			sub := bustest.PythonWith(t, interp, testdata("py", "agent.py"), []string{"sub", "dur", "--async"}, busEnv(sock))
+			if !sub.WaitFor(wait, func(l []string) bool { return countMessages(l) >= 5 }) {
+				t.Fatalf("durable sub: %q %s", sub.Lines(), sub.Stderr())
+			}
+			sub.Kill()
+		})
 	}
 }
