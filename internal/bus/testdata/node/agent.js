@@ -18,9 +18,9 @@ const count = parseInt(countArg || "1", 10);
 const emit = (o) => process.stdout.write((typeof o === "string" ? o : JSON.stringify(o)) + "\n");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const payload = (i, size) => (size ? { n: i, pad: "x".repeat(size) } : { n: i });
-const nowNs = () => process.hrtime.bigint() - hr0 + epoch0;
-const hr0 = process.hrtime.bigint();
-const epoch0 = BigInt(Date.now()) * 1000000n;
+// Wall clock in ns with sub-microsecond resolution, comparable across processes.
+const { performance } = require("perf_hooks");
+const nowNs = () => BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
 
 async function main() {
   switch (cmd) {
@@ -77,10 +77,15 @@ async function main() {
       let last = null;
       for await (const m of s) {
         const now = nowNs();
+        if (m.end) break;
         if (first === null) first = now;
         last = now;
         lats.push(Number(now - BigInt(m.t)));
         if (lats.length >= count) break;
+      }
+      if (!lats.length) {
+        emit({ received: 0 });
+        break;
       }
       lats.sort((a, b) => a - b);
       const pct = (p) => lats[Math.min(lats.length - 1, Math.floor(lats.length * p))] / 1e3;
@@ -98,7 +103,9 @@ async function main() {
         }
         await publish(channel, { n: i, t: nowNs().toString() });
       }
-      emit({ sent: count, elapsed_s: (Date.now() - t0) / 1000 });
+      const elapsed = (Date.now() - t0) / 1000;
+      await publish(channel, { end: true });
+      emit({ sent: count, elapsed_s: elapsed });
       break;
     }
     default:

@@ -94,12 +94,17 @@ def bench_sub(args):
     emit("READY")
     for m in s:
         now = time.time_ns()
+        if m.get("end"):
+            break
         if first is None:
             first = now
         last = now
         lats.append(now - m["t"])
         if len(lats) >= args.count:
             break
+    if not lats:
+        emit({"received": 0})
+        return
     emit({"received": len(lats), "p50_us": percentile(lats, 0.50) / 1e3, "p99_us": percentile(lats, 0.99) / 1e3,
           "span_s": (last - first) / 1e9})
 
@@ -115,7 +120,9 @@ def bench_pub(args):
             if d > 0:
                 time.sleep(d)
         bus.publish(args.channel, {"n": i, "t": time.time_ns()})
-    emit({"sent": args.count, "elapsed_s": time.perf_counter() - t0})
+    elapsed = time.perf_counter() - t0
+    bus.publish(args.channel, {"end": True})
+    emit({"sent": args.count, "elapsed_s": elapsed})
 
 
 def main():
