@@ -175,9 +175,9 @@ type collectSink struct {
 	err   error
 }
 
-func (s *collectSink) begin(m answerMeta) error { s.meta, s.began = m, time.Now(); return nil }
-func (s *collectSink) event(ev Event) error     { s.acc.add(ev); return nil }
-func (s *collectSink) end(err error) error      { s.err = err; return nil }
+func (s *collectSink) begin(m answerMeta) error     { s.meta, s.began = m, time.Now(); return nil }
+func (s *collectSink) event(ev Event, _ bool) error { s.acc.add(ev); return nil }
+func (s *collectSink) end(err error) error          { s.err = err; return nil }
 
 // AdminHandler serves the host-side API the daemon mounts under /v1/llm/
 // (it accepts paths with or without that prefix):

@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/kerneltest"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestRealClients runs a Python agent (urllib only) and a Node agent
@@ -75,5 +77,75 @@ func TestRealClients(t *testing.T) {
 				t.Errorf("forbidden alias: %d %q", got.Forbidden, got.ForbiddenMessage)
 			}
 		})
+	}
+}
+
+// TestOfficialSDKs runs the official OpenAI and Anthropic Node SDKs against
+// the gateway. The SDKs are not vendored: the test runs when LLM_SDK_DIR
+// names a directory where `npm install openai @anthropic-ai/sdk` was run.
+func TestOfficialSDKs(t *testing.T) {
+	dir := os.Getenv("LLM_SDK_DIR")
+	if dir == "" {
+		t.Skip("LLM_SDK_DIR is not set (a directory with node_modules/openai and node_modules/@anthropic-ai/sdk)")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	e := newEnv(t, func(c *Config) {
+		c.Aliases["fast"] = Alias{Targets: []Target{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}}}
+		c.Aliases["emb"] = Alias{Targets: []Target{{Provider: "openai", Model: "text-embedding-3-small"}}}
+		c.Aliases["secret"] = Alias{Targets: []Target{{Provider: "openai", Model: "gpt-4o"}}}
+	})
+	e.anth.SetDefault(llmtest.Reply{Text: "Sunny.", ToolCalls: []llmtest.ToolCall{{ID: "toolu_1", Name: "get_forecast", Args: `{"city":"Paris"}`}},
+		Usage: llmtest.Usage{Input: 10, Output: 4, CacheRead: 2}})
+	tok := e.register("p", "sdk", "fast", "emb")
+	var env []string
+	for _, kv := range Env(tok) {
+		env = append(env, strings.Replace(kv, "http://"+Host, e.srv.URL, 1))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "agents", "sdk.mjs"))
+	cmd.Env = append(env, "LLM_SDK_DIR="+dir, "PATH=/usr/bin:/bin", "HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	tool := map[string]any{"name": "get_forecast", "arguments": `{"city":"Paris"}`}
+	checks := []struct {
+		field string
+		want  any
+	}{
+		{"chat_text", "Sunny."},
+		{"chat_tool", tool},
+		{"stream_text", "Sunny."},
+		{"stream_tool", tool},
+		{"embedding", []any{float64(5), 0.5, -0.25}},
+		{"models", []any{"emb", "fast"}},
+		{"msg_stop", "tool_use"},
+		{"msgstream_stop", "tool_use"},
+		{"forbidden", float64(403)},
+	}
+	for _, c := range checks {
+		if d := cmp.Diff(c.want, got[c.field]); d != "" {
+			t.Errorf("%s (-want +got):\n%s", c.field, d)
+		}
+	}
+	for _, f := range []string{"chat_usage", "stream_usage"} {
+		u, _ := got[f].(map[string]any)
+		if u["prompt_tokens"] != float64(12) || u["completion_tokens"] != float64(4) {
+			t.Errorf("%s %v", f, got[f])
+		}
+	}
+	for _, f := range []string{"msg_content", "msgstream_content"} {
+		blocks, _ := got[f].([]any)
+		if len(blocks) != 2 || blocks[1].(map[string]any)["input"].(map[string]any)["city"] != "Paris" {
+			t.Errorf("%s %v", f, got[f])
+		}
 	}
 }

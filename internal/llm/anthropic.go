@@ -372,7 +372,7 @@ func (c *anthropicConnector) stream(ctx context.Context, resp *http.Response) St
 	toolOf := map[int]int{} // content block index -> tool index
 	tools := 0
 	finished, stopped := false, false
-	q := &queueStream{body: resp.Body}
+	q := &queueStream{body: resp.Body, sse: sse}
 	q.fill = func() ([]Event, error) {
 		if stopped {
 			return nil, io.EOF

@@ -244,6 +244,7 @@ func newID(prefix string) string {
 // more events: the shared shape of every connector's stream.
 type queueStream struct {
 	body    io.Closer
+	sse     *sseReader // when set, its buffered input counts as ready
 	pending []Event
 	fill    func() ([]Event, error) // next batch; io.EOF at the end
 	done    bool
@@ -267,6 +268,11 @@ func (q *queueStream) Next() (Event, error) {
 	ev := q.pending[0]
 	q.pending = q.pending[1:]
 	return ev, nil
+}
+
+// ready reports whether Next can return without waiting on the network.
+func (q *queueStream) ready() bool {
+	return len(q.pending) > 0 || (q.sse != nil && q.sse.buffered())
 }
 
 func (q *queueStream) Close() error {

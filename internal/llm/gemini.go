@@ -424,7 +424,7 @@ func (s *gmState) end() []Event {
 func (c *geminiConnector) stream(ctx context.Context, resp *http.Response, st *gmState) Stream {
 	sse := newSSEReader(resp.Body)
 	ended := false
-	q := &queueStream{body: resp.Body}
+	q := &queueStream{body: resp.Body, sse: sse}
 	q.fill = func() ([]Event, error) {
 		if ended {
 			return nil, io.EOF

@@ -211,10 +211,11 @@ type answerMeta struct {
 }
 
 // sink receives an answer: begin once, then events, then end (err is the
-// error that broke the stream after it began, nil when complete).
+// error that broke the stream after it began, nil when complete). more
+// tells that another event follows at once, so a stream may hold its flush.
 type sink interface {
 	begin(m answerMeta) error
-	event(ev Event) error
+	event(ev Event, more bool) error
 	end(err error) error
 }
 
@@ -233,8 +234,9 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 			if err := s.begin(answerMeta{alias: rt.name, provider: ans.Provider, model: ans.Response.Model, cache: "hit"}); err != nil {
 				return nil
 			}
-			for _, ev := range replay(ans.Response) {
-				if err := s.event(ev); err != nil {
+			evs := replay(ans.Response)
+			for i, ev := range evs {
+				if err := s.event(ev, i < len(evs)-1); err != nil {
 					return nil
 				}
 			}
@@ -262,7 +264,7 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 			break
 		}
 		acc.add(ev)
-		clientGone = s.event(ev) != nil
+		clientGone = s.event(ev, o.more()) != nil
 	}
 	if !clientGone {
 		if streamErr != nil {
@@ -322,10 +324,12 @@ func setAnswerHeaders(h http.Header, m answerMeta, start time.Time) {
 	h.Set("Server-Timing", fmt.Sprintf("gateway;dur=%.3f, upstream;dur=%.3f", ms, float64(m.upstream.Microseconds())/1000))
 }
 
-// streamWriter renders events in one wire format.
+// streamWriter renders events in one wire format. setHold(true) lets
+// writes accumulate unflushed until the next event without hold or end.
 type streamWriter interface {
 	event(Event) error
 	end(error) error
+	setHold(bool)
 }
 
 // httpStreamSink relays events to an HTTP client as they come.
@@ -345,8 +349,15 @@ func (s *httpStreamSink) begin(m answerMeta) error {
 	return nil
 }
 
-func (s *httpStreamSink) event(ev Event) error { return s.sw.event(ev) }
-func (s *httpStreamSink) end(err error) error  { return s.sw.end(err) }
+func (s *httpStreamSink) event(ev Event, more bool) error {
+	s.sw.setHold(more)
+	return s.sw.event(ev)
+}
+
+func (s *httpStreamSink) end(err error) error {
+	s.sw.setHold(false)
+	return s.sw.end(err)
+}
 
 // httpJSONSink collects events and writes one JSON answer.
 type httpJSONSink struct {
@@ -357,8 +368,8 @@ type httpJSONSink struct {
 	acc   accumulator
 }
 
-func (s *httpJSONSink) begin(m answerMeta) error { s.meta = m; return nil }
-func (s *httpJSONSink) event(ev Event) error     { s.acc.add(ev); return nil }
+func (s *httpJSONSink) begin(m answerMeta) error     { s.meta = m; return nil }
+func (s *httpJSONSink) event(ev Event, _ bool) error { s.acc.add(ev); return nil }
 
 func (s *httpJSONSink) end(err error) error {
 	if err != nil {

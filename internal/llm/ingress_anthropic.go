@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -341,7 +342,11 @@ type anthropicStream struct {
 	finish  Event
 	usage   Usage
 	buf     []byte
+	hold    bool
+	data    []byte
 }
+
+func (s *anthropicStream) setHold(h bool) { s.hold = h }
 
 func newAnthropicStream(w http.ResponseWriter) *anthropicStream {
 	return &anthropicStream{w: w, block: -1, toolBlk: map[int]int{}}
@@ -352,11 +357,15 @@ func (s *anthropicStream) send(typ string, v any) error {
 	if err != nil {
 		return err
 	}
+	return s.sendRaw(typ, b)
+}
+
+func (s *anthropicStream) sendRaw(typ string, b []byte) error {
 	s.buf = appendSSE(s.buf[:0], typ, b)
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
-	if f, ok := s.w.(http.Flusher); ok {
+	if f, ok := s.w.(http.Flusher); ok && !s.hold {
 		f.Flush()
 	}
 	return nil
@@ -395,7 +404,13 @@ func (s *anthropicStream) event(ev Event) error {
 				return err
 			}
 		}
-		return s.send("content_block_delta", map[string]any{"type": "content_block_delta", "index": s.block, "delta": map[string]string{"type": "text_delta", "text": ev.Text}})
+		// The hot path, rendered without reflection.
+		s.data = append(s.data[:0], `{"type":"content_block_delta","index":`...)
+		s.data = strconv.AppendInt(s.data, int64(s.block), 10)
+		s.data = append(s.data, `,"delta":{"type":"text_delta","text":`...)
+		s.data = appendJSONString(s.data, ev.Text)
+		s.data = append(s.data, "}}"...)
+		return s.sendRaw("content_block_delta", s.data)
 	case EvToolStart:
 		if err := s.open("tool_use", map[string]any{"type": "tool_use", "id": ev.ToolID, "name": ev.ToolName, "input": map[string]any{}}); err != nil {
 			return err

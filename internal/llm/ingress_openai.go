@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -361,7 +362,14 @@ type openAIStream struct {
 	includeUsage bool
 	argsSent     map[int]bool
 	buf          []byte
+	hold         bool
+	textPrefix   []byte // a text chunk up to its content string
+	data         []byte
 }
+
+const openAITextSuffix = `},"logprobs":null,"finish_reason":null}],"system_fingerprint":null}`
+
+func (s *openAIStream) setHold(h bool) { s.hold = h }
 
 func newOpenAIStream(w http.ResponseWriter, includeUsage bool) *openAIStream {
 	return &openAIStream{w: w, includeUsage: includeUsage, created: time.Now().Unix(), argsSent: map[int]bool{}}
@@ -386,7 +394,7 @@ func (s *openAIStream) write(data []byte) error {
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
-	if f, ok := s.w.(http.Flusher); ok {
+	if f, ok := s.w.(http.Flusher); ok && !s.hold {
 		f.Flush()
 	}
 	return nil
@@ -396,11 +404,21 @@ func (s *openAIStream) event(ev Event) error {
 	switch ev.Kind {
 	case EvStart:
 		s.id, s.model = openAIID(ev.ID), ev.Model
+		p := append([]byte(`{"id":`), appendJSONString(nil, s.id)...)
+		p = append(p, `,"object":"chat.completion.chunk","created":`...)
+		p = strconv.AppendInt(p, s.created, 10)
+		p = append(p, `,"model":`...)
+		p = appendJSONString(p, s.model)
+		s.textPrefix = append(p, `,"choices":[{"index":0,"delta":{"content":`...)
 		empty := ""
 		return s.chunk(oaChoiceOut{Delta: &oaDeltaOut{Role: "assistant", Content: &empty}}, nil, false)
 	case EvText:
-		t := ev.Text
-		return s.chunk(oaChoiceOut{Delta: &oaDeltaOut{Content: &t}}, nil, false)
+		// The hot path: rendered without reflection, byte for byte what
+		// chunk would produce.
+		s.data = append(s.data[:0], s.textPrefix...)
+		s.data = appendJSONString(s.data, ev.Text)
+		s.data = append(s.data, openAITextSuffix...)
+		return s.write(s.data)
 	case EvToolStart:
 		i := ev.Index
 		return s.chunk(oaChoiceOut{Delta: &oaDeltaOut{ToolCalls: []oaToolCall{{Index: &i, ID: ev.ToolID, Type: "function", Function: oaFunction{Name: ev.ToolName}}}}}, nil, false)

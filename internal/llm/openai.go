@@ -330,7 +330,7 @@ func (c *openaiConnector) stream(ctx context.Context, resp *http.Response) Strea
 	started, finished := false, false
 	open := map[int]bool{}
 	var order []int
-	q := &queueStream{body: resp.Body}
+	q := &queueStream{body: resp.Body, sse: sse}
 	q.fill = func() ([]Event, error) {
 		ev, err := sse.Next()
 		if err != nil {

@@ -179,6 +179,16 @@ func (o *opened) next() (Event, error) {
 	return ev, err
 }
 
+// more reports whether the next event is already at hand, so a writer can
+// hold its flush and send both in one write.
+func (o *opened) more() bool {
+	if len(o.first) > 0 {
+		return true
+	}
+	r, ok := o.stream.(interface{ ready() bool })
+	return ok && r.ready()
+}
+
 func (o *opened) close() {
 	if o.timer != nil {
 		o.timer.Stop()

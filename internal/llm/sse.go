@@ -32,7 +32,7 @@ type sseReader struct {
 }
 
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 32<<10)}
+	return &sseReader{r: bufio.NewReaderSize(r, 4<<10)}
 }
 
 // Next returns the next event, or io.EOF at the end of the stream.
@@ -73,6 +73,17 @@ func (s *sseReader) Next() (sseEvent, error) {
 			s.has = true
 		}
 	}
+}
+
+// buffered reports whether a whole further event is already read, i.e.
+// whether Next can return it without waiting on the network.
+func (s *sseReader) buffered() bool {
+	n := s.r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := s.r.Peek(n)
+	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
 func (s *sseReader) dispatch() sseEvent {
