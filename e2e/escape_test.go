@@ -126,6 +126,8 @@ var escapeAttempts = []escapeAttempt{
 	{"http-host-mismatch", "network", nil},
 	{"https-host-mismatch", "network", nil},
 	{"private-resolving-name", "network", nil},
+	{"gateway-listener-direct", "network", nil},
+	{"synthetic-address-unissued", "network", nil},
 	// Privileges.
 	{"setuid-root", "identity", eperm},
 	{"setuid-su", "identity", nil},

@@ -1032,6 +1032,83 @@ def _(t):
     return every(transparent, proxied)
 
 
+def _listening_tcp():
+    """(address, port) of the TCP listeners in the agent's network
+    namespace: the egress gateway's, visible in /proc/net/tcp{,6}."""
+    out = []
+    for path, addr in (("/proc/net/tcp", "127.0.0.1"), ("/proc/net/tcp6", "::1")):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == "0A":
+                out.append((addr, int(fields[1].rsplit(":", 1)[1], 16)))
+    return out
+
+
+def _reached(t, data):
+    """Whether a reply shows a request got somewhere it must not: the
+    host's listener, or the allowed server with an unlisted Host."""
+    return b"cortex-escape-host" in data or ("host=" + t["unlisted_name"]).encode() in data
+
+
+@attempt("gateway-listener-direct")
+def _(t):
+    # Connect straight to the gateway's own listeners (no redirect in
+    # between, so the "original destination" is the listener itself) and
+    # ask for the host's listener or an unlisted name.
+    # Port 53 is the resolver over TCP, tried by the dns-* attempts (an
+    # HTTP request there reads as a DNS message that never completes).
+    listeners = [(a, p) for a, p in _listening_tcp() if p != 53]
+    if not listeners:
+        raise Blocked("NOLISTENER", "no listener in the namespace")
+    target = "%s:%d" % (t.get("host_ip") or "127.0.0.1", t["host_tcp_port"])
+    reqs = [
+        "GET http://%s/ HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (target, target),
+        "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % t["unlisted_name"],
+        "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % target,
+    ]
+    fns = []
+    for addr, port in listeners:
+        for req in reqs:
+            def one(addr=addr, port=port, req=req):
+                data = http_exchange(addr, port, req.encode())
+                if _reached(t, data):
+                    return "listener [%s]:%d forwarded it: %r" % (addr, port, data[-80:])
+                raise Blocked("REFUSED", "listener [%s]:%d answered %r" % (addr, port, data.split(b"\r\n", 1)[0][:60]))
+            fns.append(one)
+    return every(*fns)
+
+
+@attempt("synthetic-address-unissued")
+def _(t):
+    # Addresses from the gateway's synthetic range that were never handed
+    # to this agent for a name: nothing may be behind them.
+    issued = set()
+    for name in (t["allowed_name"], t.get("private_name")):
+        if name:
+            try:
+                issued.add(resolve_via_gateway(name))
+            except Exception:  # noqa: BLE001
+                pass
+    candidates = ["198.19.255.254", "198.18.200.200"]
+    for a in issued:
+        n = struct.unpack(">I", socket.inet_aton(a))[0] + 97
+        candidates.append(socket.inet_ntoa(struct.pack(">I", n)))
+    candidates = [c for c in candidates if c not in issued]
+    req = "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % t["allowed_name"]
+
+    def one(addr):
+        data = http_exchange(addr, t["allowed_http_port"], req.encode())
+        if _reached(t, data) or t["allowed_banner"].encode() in data:
+            return "%s (never issued) reached a server: %r" % (addr, data[-80:])
+        raise Blocked("REFUSED", "%s answered %r" % (addr, data[:60]))
+    return every(*[lambda a=a: one(a) for a in candidates])
+
+
 # Privileges: setuid programs and setuid itself.
 
 @attempt("setuid-root", isolate=True)
