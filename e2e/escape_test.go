@@ -33,6 +33,8 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
 	"github.com/cortexrt/cortex/internal/logs"
+	"github.com/cortexrt/cortex/internal/sandbox"
+	"github.com/cortexrt/cortex/internal/seccomp"
 )
 
 // escapeAttempt is one way out of the sandbox that e2e/testdata/escape/
@@ -855,5 +857,36 @@ def main():
 	}
 	if fi, err := os.Lstat(filepath.Join(dir, "out", "sub")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("out/sub on the host: %v %v (the link the test relies on)", fi, err)
+	}
+}
+
+// TestSecurityDocSeccompTables keeps docs/security.md true to the code:
+// every rule of the agent profile and of the set-id filter stacked on it
+// is listed there, as seccomp.WriteMarkdown writes it.
+func TestSecurityDocSeccompTables(t *testing.T) {
+	root, err := daemontest.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "security.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		name string
+		docs []seccomp.RuleDoc
+	}{
+		{"seccomp.Rules()", seccomp.Rules()},
+		{"sandbox.SetIDRules()", sandbox.SetIDProfile().Docs()},
+	} {
+		var b bytes.Buffer
+		if err := seccomp.WriteMarkdown(&b, p.docs); err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+			if !bytes.Contains(doc, []byte(row)) {
+				t.Errorf("docs/security.md lacks this row of %s:\n%s", p.name, row)
+			}
+		}
 	}
 }
