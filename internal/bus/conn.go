@@ -2,6 +2,7 @@ package bus
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,9 @@ type conn struct {
 
 	wmu sync.Mutex
 	w   *bufio.Writer
+	// hold is set once the reader loop runs: it flushes replies itself
+	// whenever no further request is already buffered.
+	hold bool
 
 	mu        sync.Mutex
 	closing   bool
@@ -75,9 +79,17 @@ func (c *conn) serve() {
 		return
 	}
 	c.sendHello()
+	c.hold = true
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	limit := int(c.s.cfg.MaxPayload) + lineOverhead
 	for {
+		// Replies are flushed only before the reader could block, so the
+		// replies to pipelined requests go out together.
+		if !lineBuffered(r) {
+			if err := c.write(nil, true); err != nil {
+				return
+			}
+		}
 		line, over, err := readLine(r, limit)
 		if err != nil {
 			return
@@ -92,6 +104,17 @@ func (c *conn) serve() {
 		}
 		c.handle(line)
 	}
+}
+
+// lineBuffered reports whether a complete request line is already read
+// into r's buffer.
+func lineBuffered(r *bufio.Reader) bool {
+	n := r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // finish ends the connection: subscriptions stop, unacknowledged durable
@@ -135,7 +158,7 @@ func (c *conn) writeJSON(v any) {
 		c.log.Error("bus encode reply", "err", err)
 		return
 	}
-	if err := c.write(append(b, '\n'), true); err != nil {
+	if err := c.write(append(b, '\n'), !c.hold); err != nil {
 		_ = c.nc.Close()
 	}
 }
