@@ -44,6 +44,11 @@ type attachment struct {
 // the socket, drops the agent's connections and returns their
 // unacknowledged durable messages for redelivery; Server.Close does this
 // for every attachment still open.
+//
+// Bind-mount the socket's directory (not the socket file) into the
+// sandbox: attaching again after a daemon restart replaces the file at
+// socketPath, which a file bind mount, pinned to the old inode, would not
+// show to the agent's reconnecting SDK.
 func (s *Server) Attach(ctx context.Context, id Identity, pol Policy, socketPath string, uid, gid int) (io.Closer, error) {
 	if err := validName("project", id.Project); err != nil {
 		return nil, err
