@@ -15,7 +15,7 @@ JSON line each:
 "error" is the errno name (EPERM, ENOENT, ...), EAI_* for resolver errors,
 TIMEOUT when the attempt ran out of time (a refusal, but not a fast one),
 SIG<name> when an isolated child died of a signal, or a short code of ours
-(EUID, EXIT1, MASKED, ...) when a program refused without an errno.
+(EUID, EXIT1, HTTP, STRIPPED, ...) when the refusal came without an errno.
 
 What the attempts need to know about the host (the daemon's pid, host paths,
 listening ports) is in targets.json, which the test writes into the read
@@ -107,17 +107,20 @@ def describe(e):
 
 def every(*fns):
     """Runs each variant of an attempt; the attempt escapes if any variant
-    does, and is blocked (with the first variant's error) if all are."""
-    first = None
+    does, and is blocked if all are: with the first variant's error, or the
+    first timeout if a variant was refused only by running out of time."""
+    first = timeout = None
     for fn in fns:
         try:
             got = fn()
         except Exception as e:  # noqa: BLE001 - every refusal counts
             if first is None:
                 first = e
+            if timeout is None and describe(e)[0] == "TIMEOUT":
+                timeout = e
             continue
         return got
-    raise first
+    raise timeout or first
 
 
 def in_child(fn, timeout=20):
