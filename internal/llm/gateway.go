@@ -45,6 +45,9 @@ type Gateway struct {
 	now       func() time.Time
 	rnd       func() float64
 
+	// regMu serialises registrations (which write the store); mu guards
+	// the maps requests read, and is never held across store I/O.
+	regMu    sync.Mutex
 	mu       sync.RWMutex
 	byToken  map[[32]byte]*agentEntry
 	byName   map[[2]string]*agentEntry
@@ -275,10 +278,12 @@ func (g *Gateway) RegisterAgent(project, agent string, aliases []string, budget 
 		return "", errdefs.Wrap(errdefs.Unavailable, errClosed)
 	default:
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.regMu.Lock()
+	defer g.regMu.Unlock()
 	key := [2]string{project, agent}
+	g.mu.RLock()
 	e := g.byName[key]
+	g.mu.RUnlock()
 	tok := ""
 	if e != nil {
 		tok = e.token
@@ -300,13 +305,17 @@ func (g *Gateway) RegisterAgent(project, agent string, aliases []string, budget 
 		return "", err
 	}
 	ne := &agentEntry{project: project, agent: agent, token: tok, aliases: acc, budget: bud}
+	g.mu.Lock()
 	g.byName[key] = ne
 	g.byToken[tokenHash(tok)] = ne
+	g.mu.Unlock()
 	return tok, nil
 }
 
 // UnregisterAgent revokes the agent's token. Its usage history stays.
 func (g *Gateway) UnregisterAgent(project, agent string) {
+	g.regMu.Lock()
+	defer g.regMu.Unlock()
 	g.mu.Lock()
 	key := [2]string{project, agent}
 	if e := g.byName[key]; e != nil {
@@ -329,6 +338,8 @@ func (g *Gateway) SetProjectBudget(project string, budget *manifest.LLMBudget) e
 		c := *budget
 		b = &c
 	}
+	g.regMu.Lock()
+	defer g.regMu.Unlock()
 	if err := g.store.saveProject(project, b); err != nil {
 		return fmt.Errorf("llm: set project budget %s: %w", project, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -287,6 +288,11 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 		row.Errors = 1
 	}
 	g.meter.record(usageKey{day, c.project, c.agent, rt.name, t.prov.name, t.model}, row)
+	if g.log.Enabled(ctx, slog.LevelDebug) {
+		g.log.Debug("llm request", "project", c.project, "agent", c.agent, "alias", rt.name, "target", t.String(),
+			"stream", req.Stream, "complete", complete, "attempts", o.attempts, "input_tokens", resp.Usage.InputTokens,
+			"output_tokens", resp.Usage.OutputTokens, "cache", cacheState)
+	}
 	if complete && key != "" && cacheable(resp) {
 		if err := g.cache.put(key, &cachedAnswer{Stored: g.now(), Alias: rt.name, Provider: t.prov.name, Response: resp}); err != nil {
 			g.log.Warn("llm cache store", "error", err)
