@@ -35,6 +35,10 @@ type Config struct {
 	// BridgeBuffer is how many outbound messages a broker bridge queues
 	// while its broker is unreachable before dropping (and counting).
 	BridgeBuffer int `yaml:"bridge_buffer"`
+	// MaxChannelsPerProject caps how many distinct channels a project may
+	// use (each has counters in the daemon), so an agent publishing to
+	// ever new names cannot grow the daemon's memory without bound.
+	MaxChannelsPerProject int `yaml:"max_channels_per_project"`
 	// NodeID names this daemon to broker bridges (echo suppression). ""
 	// generates one and keeps it in the store directory.
 	NodeID string `yaml:"node_id"`
@@ -51,6 +55,8 @@ func DefaultConfig() Config {
 		DurableMaxBytes:  1 << 30,
 		MaxConnsPerAgent: 64,
 		BridgeBuffer:     4096,
+
+		MaxChannelsPerProject: 10000,
 	}
 }
 
@@ -85,6 +91,9 @@ func (c Config) WithDefaults() Config {
 	if c.BridgeBuffer == 0 {
 		c.BridgeBuffer = d.BridgeBuffer
 	}
+	if c.MaxChannelsPerProject == 0 {
+		c.MaxChannelsPerProject = d.MaxChannelsPerProject
+	}
 	return c
 }
 
@@ -117,6 +126,9 @@ func (c Config) Validate() error {
 	}
 	if c.BridgeBuffer < 1 {
 		bad("bridge_buffer", "must be >= 1")
+	}
+	if c.MaxChannelsPerProject < 1 {
+		bad("max_channels_per_project", "must be >= 1")
 	}
 	if c.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {

@@ -299,8 +299,12 @@ func (c *conn) subscribe(req *request) error {
 			"add the channel to the agent's bus.subscribe capability in cortex.yaml")
 	}
 	project := c.a.id.Project
+	counters, err := c.s.counter(project, req.Channel)
+	if err != nil {
+		return err
+	}
 	sub := &subscription{channel: req.Channel, durable: c.s.isDurable(project, req.Channel),
-		c: c.s.counter(project, req.Channel), done: make(chan struct{})}
+		c: counters, done: make(chan struct{})}
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()

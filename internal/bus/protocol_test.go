@@ -480,3 +480,37 @@ func ExampleServer_Publish() {
 	fmt.Println(m.Channel, string(m.Payload))
 	// Output: greetings {"hello":"world"}
 }
+
+// TestChannelLimit: a project cannot grow the daemon's per-channel state
+// without bound.
+func TestChannelLimit(t *testing.T) {
+	s := newServer(t, Config{MaxChannelsPerProject: 3}, "")
+	dir := sockDir(t)
+	c := dial(t, attach(t, s, dir, "p", "a", Policy{}))
+	other := dial(t, attach(t, s, dir, "q", "a", Policy{}))
+	for i := 0; i < 3; i++ {
+		mustPublish(t, c, fmt.Sprintf("ch%d", i), map[string]any{})
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		ok   bool
+	}{
+		{"publish-new", func() error { _, err := c.Publish("ch3", map[string]any{}); return err }, false},
+		{"subscribe-new", func() error { _, err := c.Subscribe("ch4"); return err }, false},
+		{"operator-new", func() error { return s.Publish(context.Background(), "p", "ch5", []byte(`{}`)) }, false},
+		{"publish-existing", func() error { _, err := c.Publish("ch0", map[string]any{}); return err }, true},
+		{"subscribe-existing", func() error { _, err := c.Subscribe("ch1"); return err }, true},
+		{"other-project", func() error { _, err := other.Publish("ch9", map[string]any{}); return err }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.do()
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "bus limit") {
+				t.Errorf("err = %v, want the limit named", err)
+			}
+		})
+	}
+}

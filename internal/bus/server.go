@@ -100,6 +100,7 @@ type Server struct {
 	closed   bool
 	durable  map[chanKey]bool
 	counters map[chanKey]*counters
+	channels map[string]int // counters per project
 	atts     map[*attachment]struct{}
 	bridges  map[string]*bridge
 }
@@ -172,6 +173,7 @@ func New(ctx context.Context, cfg Config, storeDir string, logger *slog.Logger) 
 		done:     make(chan struct{}),
 		durable:  map[chanKey]bool{},
 		counters: map[chanKey]*counters{},
+		channels: map[string]int{},
 		atts:     map[*attachment]struct{}{},
 		bridges:  map[string]*bridge{},
 	}
@@ -282,21 +284,29 @@ func newID() string {
 	return hex.EncodeToString(r[:])
 }
 
-func (s *Server) counter(project, channel string) *counters {
+// counter returns a channel's counters, creating them within the
+// project's channel limit.
+func (s *Server) counter(project, channel string) (*counters, error) {
 	k := chanKey{project, channel}
 	s.mu.RLock()
 	c := s.counters[k]
 	s.mu.RUnlock()
 	if c != nil {
-		return c
+		return c, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c = s.counters[k]; c == nil {
+		if s.channels[project] >= s.cfg.MaxChannelsPerProject {
+			return nil, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument,
+				"project %q already uses %d channels, the bus limit", project, s.cfg.MaxChannelsPerProject),
+				"reuse channel names (put varying parts in the payload) or raise bus.max_channels_per_project")
+		}
 		c = &counters{}
 		s.counters[k] = c
+		s.channels[project]++
 	}
-	return c
+	return c, nil
 }
 
 func (s *Server) isDurable(project, channel string) bool {
@@ -373,6 +383,10 @@ func (s *Server) publish(ctx context.Context, e *envelope) (uint64, error) {
 		hdrTime: {strconv.FormatInt(e.Time.UnixNano(), 10)},
 		hdrNode: {e.Node},
 	}}
+	c, err := s.counter(e.Project, e.Channel)
+	if err != nil {
+		return 0, err
+	}
 	var seq uint64
 	if s.isDurable(e.Project, e.Channel) {
 		m.Header.Set(jetstream.MsgIDHeader, e.ID)
@@ -384,7 +398,7 @@ func (s *Server) publish(ctx context.Context, e *envelope) (uint64, error) {
 	} else if err := s.nc.PublishMsg(m); err != nil {
 		return 0, errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("publish on %s: %w", e.Channel, err))
 	}
-	s.counter(e.Project, e.Channel).published.Add(1)
+	c.published.Add(1)
 	return seq, nil
 }
 
@@ -488,8 +502,11 @@ func (s *Server) Subscribe(ctx context.Context, project, channel string) (<-chan
 	if s.isClosed() {
 		return nil, errdefs.New(errdefs.Unavailable, "bus is closed")
 	}
+	c, err := s.counter(project, channel)
+	if err != nil {
+		return nil, err
+	}
 	out := make(chan Message, s.cfg.SubscriberBuffer)
-	c := s.counter(project, channel)
 	var mu sync.Mutex
 	stopped := false
 	sub, err := s.nc.Subscribe(subject(project, channel), func(m *nats.Msg) {
