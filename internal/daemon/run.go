@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/bundle"
@@ -47,8 +48,10 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 		name = "bundle"
 	}
 	sourceDir := r.Header.Get(api.HeaderSourceDir)
-	if sourceDir != "" && !filepath.IsAbs(sourceDir) {
-		return errdefs.New(errdefs.InvalidArgument, "source dir %q is not absolute", sourceDir)
+	if sourceDir != "" {
+		if err := checkSourceDir(sourceDir, peerOf(r.Context())); err != nil {
+			return err
+		}
 	}
 	resp, err := d.createProject(r.Context(), tmp.Name(), name, sourceDir, peerOf(r.Context()))
 	if err != nil {
@@ -105,6 +108,27 @@ func (d *Daemon) createProject(ctx context.Context, path, name, sourceDir string
 	}
 	d.log.Info("project started", "project", m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name)
 	return resp, nil
+}
+
+// checkSourceDir: grants are bound from the source directory the caller
+// names, so a caller other than root may only name a directory it owns.
+func checkSourceDir(dir string, peer Peer) error {
+	if !filepath.IsAbs(dir) {
+		return errdefs.New(errdefs.InvalidArgument, "source dir %q is not absolute", dir)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return errdefs.New(errdefs.InvalidArgument, "source dir %q is not a directory", dir)
+	}
+	if peer.UID == 0 {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != peer.UID {
+		return errdefs.WithHint(errdefs.New(errdefs.PermissionDenied, "source dir %s is not owned by uid %d", dir, peer.UID),
+			"run projects from a directory you own, or bundle it (cortex bundle) and run the .cortex file")
+	}
+	return nil
 }
 
 func projectDirFor(sourceDir, bundleDir string) string {

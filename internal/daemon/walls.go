@@ -24,9 +24,9 @@ type Walls struct {
 	Degraded bool
 	Landlock int
 	Seccomp  bool
-	// SeccompProgram is the agent filter, compiled once.
-	SeccompProgram []bpf.RawInstruction
-	Cgroup         cgroups.HostInfo
+	// SeccompPrograms are the agent filters, compiled once.
+	SeccompPrograms [][]bpf.RawInstruction
+	Cgroup          cgroups.HostInfo
 }
 
 func probeWalls(cfg *config.Config) Walls {
@@ -44,9 +44,13 @@ func probeWalls(cfg *config.Config) Walls {
 	}
 	add("cgroup", w.Cgroup.Err(), true, w.Cgroup.Mode)
 	add("namespaces", probeNamespaces(), true, "pid, mount, uts, ipc, net, cgroup")
-	prog, err := compileSeccomp()
-	w.Seccomp = add("seccomp", err, true, fmt.Sprintf("deny-list filter (%d BPF instructions), EPERM, x32/i386 refused", len(prog)))
-	w.SeccompProgram = prog
+	progs, err := compileSeccomp()
+	n := 0
+	for _, p := range progs {
+		n += len(p)
+	}
+	w.Seccomp = add("seccomp", err, true, fmt.Sprintf("deny-list filter + set-id filter (%d BPF instructions), EPERM, x32/i386 refused", n))
+	w.SeccompPrograms = progs
 	add("egress", egress.Probe(), true, "netns with loopback only; DNS allowlist, transparent TCP gateway, HTTP proxy (nftables over netlink)")
 	w.Landlock = sandbox.LandlockABI()
 	var llErr error
@@ -75,13 +79,13 @@ func (w Walls) sandboxOptions(tmpSize int64) supervisor.SandboxOptions {
 		details[x.Name] = x.Detail
 	}
 	return supervisor.SandboxOptions{
-		Confine:        true,
-		Seccomp:        w.Seccomp,
-		SeccompProgram: w.SeccompProgram,
-		Landlock:       w.Landlock > 0,
-		TmpSize:        tmpSize,
-		Missing:        w.Missing,
-		WallDetails:    details,
+		Confine:         true,
+		Seccomp:         w.Seccomp,
+		SeccompPrograms: w.SeccompPrograms,
+		Landlock:        w.Landlock > 0,
+		TmpSize:         tmpSize,
+		Missing:         w.Missing,
+		WallDetails:     details,
 	}
 }
 

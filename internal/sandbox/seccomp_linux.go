@@ -3,6 +3,8 @@ package sandbox
 import (
 	"fmt"
 
+	"golang.org/x/net/bpf"
+
 	"github.com/cortexrt/cortex/internal/seccomp"
 )
 
@@ -10,17 +12,40 @@ import (
 // (TSYNC), then stacks SetIDProfile on it; the agent, forked after, and all
 // its children inherit both.
 func stepSeccomp(s *initState) error {
-	if prog := s.spec.Confine.SeccompProgram; len(prog) > 0 {
-		if err := seccomp.LoadProgram(prog); err != nil {
-			return err
+	if progs := s.spec.Confine.SeccompPrograms; len(progs) > 0 {
+		for _, prog := range progs {
+			if err := seccomp.LoadProgram(prog); err != nil {
+				return err
+			}
 		}
-	} else if err := loadProfile(seccomp.Default()); err != nil {
+		return nil
+	}
+	if err := loadProfile(seccomp.Default()); err != nil {
 		return err
 	}
 	if err := loadProfile(SetIDProfile()); err != nil {
 		return fmt.Errorf("set-id filter: %w", err)
 	}
 	return nil
+}
+
+// SeccompPrograms compiles the filters every confined agent runs under,
+// in the order the init stacks them, for the daemon to compile once.
+func SeccompPrograms() ([][]bpf.RawInstruction, error) {
+	var out [][]bpf.RawInstruction
+	for _, p := range []seccomp.Profile{seccomp.Default(), SetIDProfile()} {
+		f, err := p.Build()
+		if err != nil {
+			return nil, err
+		}
+		prog, err := f.BPF()
+		f.Release()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, prog)
+	}
+	return out, nil
 }
 
 func loadProfile(p seccomp.Profile) error {

@@ -80,10 +80,11 @@ type File struct {
 // Confine selects the identity and syscall walls.
 type Confine struct {
 	Seccomp bool `json:"seccomp"`
-	// SeccompProgram is the filter compiled once by the daemon; the init
-	// loads it as is. Empty: the init compiles the default profile.
-	SeccompProgram []bpf.RawInstruction `json:"seccomp_program,omitempty"`
-	Landlock       bool                 `json:"landlock"` // mirrors the Rootfs binds as Landlock rules
+	// SeccompPrograms are the filters compiled once by the daemon (the
+	// agent profile, then SetIDProfile); the init loads them as they are,
+	// stacked. Empty: the init compiles both itself.
+	SeccompPrograms [][]bpf.RawInstruction `json:"seccomp_programs,omitempty"`
+	Landlock        bool                   `json:"landlock"` // mirrors the Rootfs binds as Landlock rules
 }
 
 // ExitStatus is how the agent ended, as the init recorded it.

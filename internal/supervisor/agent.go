@@ -134,6 +134,7 @@ func (a *agent) loop(proc *sandbox.Process, lost *sandbox.ExitStatus) {
 		want := !stopReq && a.wantsRestart(state)
 		if want && restarts >= a.spec.MaxRestarts {
 			want = false
+			a.system(logs.LevelError, fmt.Sprintf("restart limit reached (max_restarts %d); the last run ended %s (%s)", a.spec.MaxRestarts, state, reason), nil)
 			reason = ReasonRestartLimit
 		}
 		a.setEnded(state, reason, code, want)

@@ -141,7 +141,7 @@ func BuildSpec(opts Options, in SpecInput) (sandbox.Spec, error) {
 		{Path: "/etc/resolv.conf", Data: []byte("# no DNS: this agent has no network.access\n")},
 	}
 	spec.Rootfs = rfs
-	spec.Confine = &sandbox.Confine{Seccomp: s.opts.Sandbox.Seccomp, SeccompProgram: s.opts.Sandbox.SeccompProgram, Landlock: s.opts.Sandbox.Landlock}
+	spec.Confine = &sandbox.Confine{Seccomp: s.opts.Sandbox.Seccomp, SeccompPrograms: s.opts.Sandbox.SeccompPrograms, Landlock: s.opts.Sandbox.Landlock}
 	return spec, nil
 }
 

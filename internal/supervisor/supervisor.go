@@ -54,8 +54,8 @@ type SandboxOptions struct {
 	// applies no_new_privs, capabilities, Landlock and seccomp.
 	Confine bool
 	Seccomp bool
-	// SeccompProgram is the compiled filter handed to every sandbox.
-	SeccompProgram []bpf.RawInstruction
+	// SeccompPrograms are the compiled filters handed to every sandbox.
+	SeccompPrograms [][]bpf.RawInstruction
 	// Landlock is applied where the kernel has it.
 	Landlock bool
 	// UIDBase is the first uid handed to agents.
