@@ -81,6 +81,7 @@ class _Conn:
 
     def __init__(self, path: str, timeout: Optional[float]) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.timeout = timeout
         try:
             sock.settimeout(timeout)
             try:
@@ -119,6 +120,16 @@ class _Conn:
 
     def settimeout(self, t: Optional[float]) -> None:
         self.sock.settimeout(t)
+        self.timeout = t
+
+    def limit_time(self, remaining: float) -> None:
+        """Bound blocking calls to about ``remaining`` seconds. Changing a
+        socket's timeout costs system calls, so a timeout within a second
+        of the wanted one is kept."""
+        remaining = max(0.001, remaining)
+        cur = self.timeout
+        if cur is None or remaining < cur - 1.0 or remaining > cur + 1.0 or (remaining < 1.0 and remaining < cur):
+            self.settimeout(remaining)
 
     def close(self) -> None:
         try:
@@ -182,7 +193,7 @@ class _Publisher:
                 self.seq += 1
                 rid = str(self.seq)
                 try:
-                    conn.settimeout(max(0.001, deadline - time.monotonic()))
+                    conn.limit_time(deadline - time.monotonic())
                     conn.send(publish_line(rid, channel, msg_id, data))
                     while True:
                         reply = conn.read()
