@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/strictyaml"
 	"go.yaml.in/yaml/v3"
@@ -24,6 +25,7 @@ type Config struct {
 	Logs       Logs              `yaml:"logs"`
 	Sandbox    Sandbox           `yaml:"sandbox"`
 	Egress     Egress            `yaml:"egress"`
+	LLM        llm.Config        `yaml:"llm"`
 
 	// Source is the file the config was read from ("" for defaults).
 	Source string `yaml:"-"`
@@ -109,6 +111,7 @@ func Default() *Config {
 		Logs:    Logs{SegmentSize: "16Mi", Segments: 4},
 		Sandbox: Sandbox{TmpSize: "64Mi"},
 		Egress:  Egress{Hosts: map[string]string{}},
+		LLM:     llm.DefaultConfig(),
 	}
 }
 
@@ -193,6 +196,9 @@ func (c *Config) Validate() error {
 	if c.Supervisor.KillGrace < 0 || c.Supervisor.BackoffInitial <= 0 || c.Supervisor.BackoffMax < c.Supervisor.BackoffInitial {
 		bad("supervisor", "durations must be positive and backoff_max >= backoff_initial")
 	}
+	if err := c.LLM.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", c.sourceName(), err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -227,4 +233,11 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func (c *Config) sourceName() string {
+	if c.Source == "" {
+		return "config"
+	}
+	return c.Source
 }

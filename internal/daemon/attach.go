@@ -22,6 +22,9 @@ import (
 // attachers are the subsystems added to every agent's sandbox, in order.
 func (d *Daemon) attachers() []supervisor.Attacher {
 	var out []supervisor.Attacher
+	if d.llm != nil {
+		out = append(out, llmAttacher{gw: d.llm})
+	}
 	if d.egress != nil {
 		out = append(out, d.egress)
 	}
@@ -107,7 +110,9 @@ func (e *egressAttacher) attach(ctx context.Context, a supervisor.AgentInfo, pid
 		internal = e.internal(a)
 	}
 	project, agent, run := a.Project, a.Agent.Name, a.Run
-	att, err := e.gw.Attach(ctx, fd, egress.AttachOptions{
+	// The attachment's connections carry who they come from, for the
+	// internal services (the LLM gateway).
+	att, err := e.gw.Attach(withAgentIdent(ctx, project, agent), fd, egress.AttachOptions{
 		Policy:   pol,
 		Internal: internal,
 		Restore:  restore,

@@ -25,6 +25,7 @@ import (
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/egress"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/runtimes"
@@ -60,6 +61,8 @@ type Daemon struct {
 
 	egressGW *egress.Gateway
 	egress   *egressAttacher
+	llm      *llm.Gateway
+	llmSvc   *llmService
 
 	// runMu serialises project creation (extract, validate, start).
 	runMu sync.Mutex
@@ -121,15 +124,26 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("install SDKs: %w", err)
 	}
 	d.walls = probeWalls(d.cfg)
+	if d.llm, err = llm.New(d.cfg.LLM, llm.Dirs{Cache: filepath.Join(p.CacheDir, "llm"), State: filepath.Join(p.LibDir, "llm")}, log.With("subsystem", "llm")); err != nil {
+		return nil, fmt.Errorf("llm gateway: %w", err)
+	}
+	d.llmSvc = newLLMService(d.llm, log.With("subsystem", "llm"))
+	d.goBG(func(context.Context) { d.llmSvc.serve() })
 	if gw, err := egress.New(egress.Config{Hosts: d.cfg.Egress.Hosts}, log.With("subsystem", "egress")); err != nil {
 		return nil, fmt.Errorf("egress gateway: %w", err)
 	} else {
 		d.egressGW = gw
+		if err := gw.RegisterInternal(llm.Host, d.llmSvc.dial); err != nil {
+			return nil, err
+		}
 		d.egress = newEgressAttacher(gw, d.logs)
-		bg, cancel := context.WithCancel(context.Background())
-		d.stopBG = append(d.stopBG, cancel)
-		d.bg.Add(1)
-		go func() { defer d.bg.Done(); d.egress.saveLoop(bg) }()
+		d.egress.internal = func(a supervisor.AgentInfo) []string {
+			if len(a.Agent.Capabilities.LLMAccess) > 0 {
+				return []string{llm.Host}
+			}
+			return nil
+		}
+		d.goBG(d.egress.saveLoop)
 	}
 	tmpSize, _ := manifest.ParseQuantity(d.cfg.Sandbox.TmpSize)
 	initPath := opts.InitPath
@@ -205,9 +219,15 @@ func (d *Daemon) Close() {
 	for _, stop := range d.stopBG {
 		stop()
 	}
+	if d.llmSvc != nil {
+		d.llmSvc.close()
+	}
 	d.bg.Wait()
 	if d.egressGW != nil {
 		_ = d.egressGW.Close()
+	}
+	if d.llm != nil {
+		_ = d.llm.Close()
 	}
 	if d.logs != nil {
 		_ = d.logs.Close()
@@ -218,6 +238,18 @@ func (d *Daemon) Close() {
 	if d.lock != nil {
 		_ = d.lock.Close()
 	}
+}
+
+// goBG runs fn in a goroutine the daemon owns; Close cancels its context
+// and waits for it.
+func (d *Daemon) goBG(fn func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopBG = append(d.stopBG, cancel)
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		fn(ctx)
+	}()
 }
 
 // Serve listens on the API socket until ctx is done.

@@ -97,6 +97,11 @@ func (d *Daemon) createProject(ctx context.Context, path, name, sourceDir string
 		return api.RunResponse{}, errdefs.Wrap(errdefs.InvalidArgument, err)
 	}
 	agents := m.Resolve(d.defs)
+	if d.llm != nil {
+		if err := d.llm.SetProjectBudget(m.Project, m.GlobalCapabilities.LLMBudget); err != nil {
+			return api.RunResponse{}, err
+		}
+	}
 	mjson, _ := json.Marshal(m)
 	p := store.Project{Name: m.Project, Digest: digest, BundleDir: dir, SourceDir: sourceDir, Manifest: mjson, OwnerUID: peer.UID, OwnerGID: peer.GID}
 	if err := d.sup.Run(ctx, p, agents); err != nil {

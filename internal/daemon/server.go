@@ -40,6 +40,9 @@ func (d *Daemon) handler() http.Handler {
 	h("POST /v1/agents/{project}/{agent}/resume", d.resumeAgent)
 	h("GET /v1/logs", d.getLogs)
 	h("GET /v1/events", d.getEvents)
+	if d.llm != nil {
+		mux.Handle("/v1/llm/", d.llm.AdminHandler())
+	}
 	return d.middleware(mux)
 }
 
