@@ -134,8 +134,16 @@ func (d *Daemon) stopProject(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
-	if err := d.sup.Remove(r.Context(), r.PathValue("project"), r.URL.Query().Get("force") == "1"); err != nil {
+	project := r.PathValue("project")
+	agents := d.sup.List(r.Context(), project, true)
+	if err := d.sup.Remove(r.Context(), project, r.URL.Query().Get("force") == "1"); err != nil {
 		return err
+	}
+	if d.llm != nil {
+		// Removed agents' gateway tokens are revoked.
+		for _, a := range agents {
+			d.llm.UnregisterAgent(project, a.Agent)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
