@@ -16,6 +16,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/bus/bustest"
 	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/sdk"
 )
 
 func dial(t testing.TB, path string) *bustest.Client {
@@ -131,9 +132,23 @@ func TestSocketOwnership(t *testing.T) {
 	if st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o600 || sys.Uid != owner || sys.Gid != owner {
 		t.Fatalf("socket mode %v uid %d gid %d, want socket 0600 %d:%d", st.Mode(), sys.Uid, sys.Gid, owner, owner)
 	}
+	// The other uids must be able to read the SDK and the script wherever
+	// the repository is checked out: give them a world-readable copy.
+	pub := sockDir(t)
+	if err := sdk.WriteTo(pub); err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(testdata("py", "agent.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pub, "agent.py"), script, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	run := func(uid uint32) []string {
-		p := bustest.Python(t, testdata("py", "agent.py"), []string{"try-pub", "ch"},
-			bustest.Options{Env: []string{"CORTEX_BUS=" + path}, Cred: &syscall.Credential{Uid: uid, Gid: uid}})
+		p := bustest.PythonWith(t, bustest.PythonPath, filepath.Join(pub, "agent.py"), []string{"try-pub", "ch"},
+			bustest.Options{Env: []string{"CORTEX_BUS=" + path, "PYTHONPATH=" + sdk.PythonPath(pub)}, Dir: pub,
+				Cred: &syscall.Credential{Uid: uid, Gid: uid}})
 		if exited, _ := p.Wait(wait); !exited {
 			t.Fatal("client did not exit")
 		}
