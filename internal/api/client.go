@@ -101,6 +101,12 @@ func unwrapURL(err error) error {
 	return err
 }
 
+// Stream sends a request and returns the open response (for event
+// streams); the caller closes its body.
+func (c *Client) Stream(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
+	return c.send(ctx, method, path, q, nil, nil)
+}
+
 // Ping reports whether a daemon answers.
 func (c *Client) Ping(ctx context.Context) error {
 	_, err := c.Version(ctx)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/bus"
 	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/strictyaml"
@@ -26,6 +27,7 @@ type Config struct {
 	Sandbox    Sandbox           `yaml:"sandbox"`
 	Egress     Egress            `yaml:"egress"`
 	LLM        llm.Config        `yaml:"llm"`
+	Bus        bus.Config        `yaml:"bus"`
 
 	// Source is the file the config was read from ("" for defaults).
 	Source string `yaml:"-"`
@@ -112,6 +114,7 @@ func Default() *Config {
 		Sandbox: Sandbox{TmpSize: "64Mi"},
 		Egress:  Egress{Hosts: map[string]string{}},
 		LLM:     llm.DefaultConfig(),
+		Bus:     bus.DefaultConfig(),
 	}
 }
 
@@ -195,6 +198,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Supervisor.KillGrace < 0 || c.Supervisor.BackoffInitial <= 0 || c.Supervisor.BackoffMax < c.Supervisor.BackoffInitial {
 		bad("supervisor", "durations must be positive and backoff_max >= backoff_initial")
+	}
+	if err := c.Bus.WithDefaults().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: bus: %w", c.sourceName(), err))
 	}
 	if err := c.LLM.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", c.sourceName(), err))

@@ -22,6 +22,9 @@ import (
 // attachers are the subsystems added to every agent's sandbox, in order.
 func (d *Daemon) attachers() []supervisor.Attacher {
 	var out []supervisor.Attacher
+	if d.bus != nil {
+		out = append(out, busAttacher{srv: d.bus, confined: d.walls.sandboxOptions(0).Confine})
+	}
 	if d.llm != nil {
 		out = append(out, llmAttacher{gw: d.llm})
 	}
@@ -195,6 +198,3 @@ func (e *egressAttacher) saveLoop(ctx context.Context) {
 		}
 	}
 }
-
-// installSDK writes the agent SDKs under shareDir/sdk.
-func installSDK(shareDir string) error { return nil }

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/bus"
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/egress"
@@ -63,6 +64,7 @@ type Daemon struct {
 	egress   *egressAttacher
 	llm      *llm.Gateway
 	llmSvc   *llmService
+	bus      *bus.Server
 
 	// runMu serialises project creation (extract, validate, start).
 	runMu sync.Mutex
@@ -124,6 +126,9 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("install SDKs: %w", err)
 	}
 	d.walls = probeWalls(d.cfg)
+	if d.bus, err = bus.New(ctx, d.cfg.Bus, filepath.Join(p.LibDir, "bus"), log.With("subsystem", "bus")); err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
 	if d.llm, err = llm.New(d.cfg.LLM, llm.Dirs{Cache: filepath.Join(p.CacheDir, "llm"), State: filepath.Join(p.LibDir, "llm")}, log.With("subsystem", "llm")); err != nil {
 		return nil, fmt.Errorf("llm gateway: %w", err)
 	}
@@ -171,6 +176,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if err := d.sup.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover agents: %w", err)
 	}
+	d.setBrokers(ctx)
 	ok = true
 	return d, nil
 }
@@ -228,6 +234,9 @@ func (d *Daemon) Close() {
 	}
 	if d.llm != nil {
 		_ = d.llm.Close()
+	}
+	if d.bus != nil {
+		_ = d.bus.Close()
 	}
 	if d.logs != nil {
 		_ = d.logs.Close()

@@ -97,6 +97,11 @@ func (d *Daemon) createProject(ctx context.Context, path, name, sourceDir string
 		return api.RunResponse{}, errdefs.Wrap(errdefs.InvalidArgument, err)
 	}
 	agents := m.Resolve(d.defs)
+	if d.bus != nil {
+		if err := d.bus.SetBroker(ctx, m.Project, m.GlobalCapabilities.BusBroker); err != nil {
+			return api.RunResponse{}, fmt.Errorf("bus.broker: %w", err)
+		}
+	}
 	if d.llm != nil {
 		if err := d.llm.SetProjectBudget(m.Project, m.GlobalCapabilities.LLMBudget); err != nil {
 			return api.RunResponse{}, err

@@ -43,6 +43,9 @@ func (d *Daemon) handler() http.Handler {
 	if d.llm != nil {
 		mux.Handle("/v1/llm/", d.llm.AdminHandler())
 	}
+	if d.bus != nil {
+		mux.Handle("/v1/bus/", d.bus.Handler())
+	}
 	return d.middleware(mux)
 }
 
@@ -138,6 +141,9 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 	agents := d.sup.List(r.Context(), project, true)
 	if err := d.sup.Remove(r.Context(), project, r.URL.Query().Get("force") == "1"); err != nil {
 		return err
+	}
+	if d.bus != nil {
+		_ = d.bus.SetBroker(r.Context(), project, "")
 	}
 	if d.llm != nil {
 		// Removed agents' gateway tokens are revoked.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -51,7 +52,10 @@ type decoder struct {
 	errs Errors
 }
 
-var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+var (
+	unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+	durationType    = reflect.TypeFor[time.Duration]()
+)
 
 func (d *decoder) add(e *Error) { d.errs = append(d.errs, e) }
 
@@ -181,6 +185,15 @@ func (d *decoder) scalar(n *yaml.Node, field string, v reflect.Value) {
 		return
 	}
 	tag := n.ShortTag()
+	if v.Type() == durationType {
+		dur, err := time.ParseDuration(n.Value)
+		if err != nil || tag != TagStr && tag != TagInt {
+			d.add(At(n, field, fmt.Sprintf("%q is not a duration", n.Value), "write a duration such as 30s, 500ms or 2h"))
+			return
+		}
+		v.SetInt(int64(dur))
+		return
+	}
 	switch v.Kind() {
 	case reflect.String:
 		if tag == TagBinary {

@@ -147,3 +147,16 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeDuration(t *testing.T) {
+	var v struct {
+		Wait time.Duration `yaml:"wait"`
+	}
+	if err := Decode([]byte("wait: 1m30s\n"), "c.yaml", &v); err != nil || v.Wait != 90*time.Second {
+		t.Fatalf("got %v, %v", v.Wait, err)
+	}
+	err := Decode([]byte("wait: soon\n"), "c.yaml", &v)
+	if err == nil || !strings.Contains(err.Error(), `c.yaml:1:7: wait: "soon" is not a duration`) {
+		t.Fatalf("err = %v", err)
+	}
+}
