@@ -8,7 +8,6 @@ import (
 
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
-	"github.com/cortexrt/cortex/internal/store"
 )
 
 // Version of the API; the URL prefix.
@@ -61,7 +60,7 @@ type Inspection struct {
 	BundleDigest  string                 `json:"bundle_digest"`
 	BundleDir     string                 `json:"bundle_dir"`
 	SourceDir     string                 `json:"source_dir,omitempty"`
-	History       []store.Event          `json:"history"`
+	History       []HistoryEvent         `json:"history"`
 	Logs          logs.AgentStats        `json:"logs"`
 	Egress        any                    `json:"egress,omitempty"`
 }
@@ -83,6 +82,18 @@ type Event struct {
 	Reason         string    `json:"reason,omitempty"`
 	ExitCode       *int      `json:"exit_code,omitempty"`
 	RestartPending bool      `json:"restart_pending,omitempty"`
+}
+
+// HistoryEvent is one stored state transition of an agent.
+type HistoryEvent struct {
+	ID       int64     `json:"id"`
+	Project  string    `json:"project"`
+	Agent    string    `json:"agent"`
+	Run      int       `json:"run"`
+	State    string    `json:"state"`
+	Reason   string    `json:"reason,omitempty"`
+	ExitCode *int      `json:"exit_code,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // Final reports whether the event ends the agent's story: a terminal

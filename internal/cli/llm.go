@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/spf13/cobra"
 )
 
@@ -36,12 +35,16 @@ func llmModelsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var rep llm.ModelsReport
-			if err := cl.Do(c.Context(), http.MethodGet, "/llm/models", nil, nil, &rep); err != nil {
+			var raw json.RawMessage
+			if err := cl.Do(c.Context(), http.MethodGet, "/llm/models", nil, nil, &raw); err != nil {
 				return err
 			}
 			if asJSON {
-				return writeJSONTo(e.stdout, rep)
+				return writeJSONTo(e.stdout, raw)
+			}
+			var rep llmModels
+			if err := json.Unmarshal(raw, &rep); err != nil {
+				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "ALIAS\tSTRATEGY\tCACHE\tTARGETS")
@@ -85,16 +88,20 @@ func llmUsageCmd(e *env) *cobra.Command {
 					q.Set(k, v)
 				}
 			}
-			var rep llm.UsageReport
-			if err := cl.Do(c.Context(), http.MethodGet, "/llm/usage", q, nil, &rep); err != nil {
+			var raw json.RawMessage
+			if err := cl.Do(c.Context(), http.MethodGet, "/llm/usage", q, nil, &raw); err != nil {
 				return err
 			}
 			if asJSON {
-				return writeJSONTo(e.stdout, rep)
+				return writeJSONTo(e.stdout, raw)
+			}
+			var rep llmUsage
+			if err := json.Unmarshal(raw, &rep); err != nil {
+				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "DAY\tPROJECT\tAGENT\tMODEL\tREQUESTS\tERRORS\tCACHE HITS\tINPUT\tOUTPUT\tCOST")
-			row := func(r llm.UsageRow) {
+			row := func(r llmUsageRow) {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t$%.4f\n", dash(r.Day), dash(r.Project), dash(r.Agent), dash(r.Model),
 					r.Requests, r.Errors, r.CacheHits, r.InputTokens, r.OutputTokens, r.CostUSD)
 			}
@@ -124,7 +131,7 @@ func dash(s string) string {
 }
 
 func llmChatCmd(e *env) *cobra.Command {
-	var req llm.ChatRequest
+	var req llmChatRequest
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   `chat ALIAS "prompt"`,
@@ -137,12 +144,16 @@ func llmChatCmd(e *env) *cobra.Command {
 			}
 			req.Alias, req.Prompt = args[0], args[1]
 			body, _ := json.Marshal(req)
-			var res llm.ChatResult
-			if err := cl.Do(c.Context(), http.MethodPost, "/llm/chat", nil, bytes.NewReader(body), &res); err != nil {
+			var raw json.RawMessage
+			if err := cl.Do(c.Context(), http.MethodPost, "/llm/chat", nil, bytes.NewReader(body), &raw); err != nil {
 				return err
 			}
 			if asJSON {
-				return writeJSONTo(e.stdout, res)
+				return writeJSONTo(e.stdout, raw)
+			}
+			var res llmChatResult
+			if err := json.Unmarshal(raw, &res); err != nil {
+				return err
 			}
 			fmt.Fprintln(e.stdout, res.Text)
 			fmt.Fprintf(e.stderr, "(%s via %s/%s, %s, %d in / %d out tokens, cache %s, gateway added %.1f ms)\n",
@@ -155,4 +166,59 @@ func llmChatCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&req.NoCache, "no-cache", false, "bypass the response cache")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the whole result as JSON")
 	return cmd
+}
+
+// Wire forms of the LLM admin API (docs/llm.md); the CLI keeps its own
+// copies of the fields it shows so it does not link the gateway.
+type llmModels struct {
+	Aliases []struct {
+		Name     string `json:"name"`
+		Strategy string `json:"strategy"`
+		Cache    bool   `json:"cache"`
+		Targets  []struct {
+			Provider         string  `json:"provider"`
+			Model            string  `json:"model"`
+			CoolingDownUntil *string `json:"cooling_down_until"`
+		} `json:"targets"`
+	} `json:"aliases"`
+}
+
+type llmUsageRow struct {
+	Day          string  `json:"day"`
+	Project      string  `json:"project"`
+	Agent        string  `json:"agent"`
+	Model        string  `json:"model"`
+	Requests     int64   `json:"requests"`
+	Errors       int64   `json:"errors"`
+	CacheHits    int64   `json:"cache_hits"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+}
+
+type llmUsage struct {
+	Rows  []llmUsageRow `json:"rows"`
+	Total llmUsageRow   `json:"total"`
+}
+
+type llmChatRequest struct {
+	Alias     string `json:"alias"`
+	Prompt    string `json:"prompt"`
+	System    string `json:"system,omitempty"`
+	MaxTokens int    `json:"max_tokens,omitempty"`
+	NoCache   bool   `json:"no_cache,omitempty"`
+}
+
+type llmChatResult struct {
+	Alias          string  `json:"alias"`
+	Provider       string  `json:"provider"`
+	Model          string  `json:"model"`
+	Text           string  `json:"text"`
+	FinishReason   string  `json:"finish_reason"`
+	Cache          string  `json:"cache"`
+	AddedLatencyMs float64 `json:"added_latency_ms"`
+	Usage          struct {
+		InputTokens  int64 `json:"input_tokens"`
+		OutputTokens int64 `json:"output_tokens"`
+	} `json:"usage"`
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logs"
@@ -684,7 +685,7 @@ func (a *agent) inspect(ctx context.Context) (Inspection, error) {
 		BundleDigest:  a.proj.Digest,
 		BundleDir:     a.proj.BundleDir,
 		SourceDir:     a.proj.SourceDir,
-		History:       hist,
+		History:       history(hist),
 	}
 	if !a.s.opts.Sandbox.Confine {
 		in.UID = 0
@@ -720,4 +721,12 @@ func (s *Supervisor) walls() []Wall {
 		}
 	}
 	return w
+}
+
+func history(evs []store.Event) []api.HistoryEvent {
+	out := make([]api.HistoryEvent, len(evs))
+	for i, e := range evs {
+		out[i] = api.HistoryEvent(e)
+	}
+	return out
 }
