@@ -215,3 +215,33 @@ func TestDurableFanOutPerAgent(t *testing.T) {
 		}
 	}
 }
+
+// TestDurableHeldMessagesKeptAlive: a message held unacknowledged by a
+// live connection is not redelivered elsewhere however long it is held
+// (well past AckWait); once that connection ends it is redelivered.
+func TestDurableHeldMessagesKeptAlive(t *testing.T) {
+	s := newServer(t, Config{AckWait: time.Second}, "")
+	dir := sockDir(t)
+	path := attach(t, s, dir, "p", "worker", Policy{Durable: []string{"jobs"}})
+	pub := dial(t, attach(t, s, dir, "p", "pub", Policy{}))
+	mustPublish(t, pub, "jobs", map[string]any{"job": 1})
+	holder := dial(t, path)
+	mustSubscribe(t, holder, "jobs")
+	m, err := holder.Next(wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := dial(t, path) // same agent, same cursor
+	mustSubscribe(t, other, "jobs")
+	if m2, err := other.Next(3500 * time.Millisecond); !bustest.IsTimeout(err) {
+		t.Fatalf("held message redelivered after AckWait: %+v %v", m2, err)
+	}
+	holder.Close()
+	m2, err := other.Next(wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m2.Payload) != string(m.Payload) || !m2.Redelivered || m2.Seq != m.Seq {
+		t.Errorf("after the holder left got %+v, want seq %d redelivered", m2, m.Seq)
+	}
+}
