@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -393,5 +394,54 @@ func TestAutostartAndOpsSymlink(t *testing.T) {
 	out, err := execOut(ops, "--help")
 	if err != nil || !strings.Contains(out, "cortex-ops") {
 		t.Fatalf("cortex-ops --help: %v\n%s", err, out)
+	}
+}
+
+// TestAttachedCtrlC: Ctrl-C of an attached `cortex run` stops the swarm
+// cleanly (every agent stopped/Killed, nothing left running) and the
+// command exits 130 once it is done.
+func TestAttachedCtrlC(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Options{})
+	dir := daemontest.Project(t, map[string]string{
+		"cortex.yaml": manifest("ctrlc", pyAgent("one", "counter:main", "    restart_policy: always\n"), pyAgent("two", "counter:main", "")),
+		"counter.py":  counter,
+	})
+	cmd := exec.Command(filepath.Join(daemontest.Binaries(t), "cortex"), "run", ".")
+	cmd.Dir = dir
+	cmd.Env = d.Env()
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"one", "two"} {
+		d.WaitAgent("ctrlc", a, 20*time.Second, "running", func(s api.AgentStatus) bool { return s.State == api.Running })
+	}
+	waitCount(t, d, "ctrlc/one", 3)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("cortex run did not return after Ctrl-C:\n%s", out.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit code %d after Ctrl-C, want 130\n%s", code, out.String())
+	}
+	if !strings.Contains(out.String(), "Stopping ctrlc") || !strings.Contains(out.String(), "one | stopped (Killed)") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	for _, a := range []string{"one", "two"} {
+		if s, _ := d.Agent("ctrlc", a); s.State != api.Stopped || s.Reason != "Killed" {
+			t.Errorf("%s after Ctrl-C: %s/%s", a, s.State, s.Reason)
+		}
+	}
+	if procs := d.SandboxProcesses(); len(procs) != 0 {
+		t.Errorf("sandboxes still running after Ctrl-C: %v", procs)
 	}
 }

@@ -189,6 +189,7 @@ func (e *env) attach(ctx context.Context, c *api.Client, resp api.RunResponse, s
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	interrupted := make(chan struct{}, 1)
 	go func() {
 		n := 0
 		for {
@@ -197,6 +198,10 @@ func (e *env) attach(ctx context.Context, c *api.Client, resp api.RunResponse, s
 				return
 			case <-sigs:
 				n++
+				select {
+				case interrupted <- struct{}{}:
+				default:
+				}
 				switch n {
 				case 1:
 					fmt.Fprintf(e.stderr, "Stopping %s (press Ctrl-C again to kill)...\n", resp.Project)
@@ -218,6 +223,12 @@ func (e *env) attach(ctx context.Context, c *api.Client, resp api.RunResponse, s
 		}
 		return err
 	}
+	stoppedByUser := false
+	select {
+	case <-interrupted:
+		stoppedByUser = true
+	default:
+	}
 	if len(end.Failed) > 0 {
 		var parts []string
 		for _, a := range end.Agents {
@@ -227,6 +238,10 @@ func (e *env) attach(ctx context.Context, c *api.Client, resp api.RunResponse, s
 		}
 		fmt.Fprintf(e.stderr, "%s: failed: %s\n", resp.Project, strings.Join(parts, ", "))
 		return exitError{1}
+	}
+	if stoppedByUser {
+		// Stopped cleanly, but because the user asked: like a shell, 128+SIGINT.
+		return exitError{130}
 	}
 	return nil
 }
