@@ -336,6 +336,46 @@ func (s *Server) loadDurable(ctx context.Context) error {
 	return nil
 }
 
+// RemoveProject forgets a removed project: its broker bridge stops, its
+// durable channels are deleted with their stored messages and every
+// agent's cursor, and its counters go, so a later project of the same
+// name (perhaps another user's) starts with empty channels. Call it once
+// the project's agents are detached.
+func (s *Server) RemoveProject(ctx context.Context, project string) error {
+	if err := s.SetBroker(ctx, project, ""); err != nil {
+		return err
+	}
+	var names []string
+	l := s.js.ListStreams(ctx)
+	for info := range l.Info() {
+		if info.Config.Metadata[mdProject] == project {
+			names = append(names, info.Config.Name)
+		}
+	}
+	if err := l.Err(); err != nil {
+		return errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("list durable channels of %s: %w", project, err))
+	}
+	for _, n := range names {
+		if err := s.js.DeleteStream(ctx, n); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("delete durable channel of %s: %w", project, err))
+		}
+	}
+	s.mu.Lock()
+	for k := range s.durable {
+		if k.project == project {
+			delete(s.durable, k)
+		}
+	}
+	for k := range s.counters {
+		if k.project == project {
+			delete(s.counters, k)
+		}
+	}
+	delete(s.channels, project)
+	s.mu.Unlock()
+	return nil
+}
+
 // ensureDurable creates (or updates) the stream of a durable channel.
 func (s *Server) ensureDurable(ctx context.Context, project, channel string) error {
 	dup := 2 * time.Minute

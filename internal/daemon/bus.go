@@ -91,5 +91,17 @@ func (d *Daemon) setBrokers(ctx context.Context) {
 	}
 }
 
+// forgetBus drops a removed project's bus state: its broker bridge, and
+// its durable channels with their stored messages and cursors, which a
+// later project of the same name must not inherit.
+func (d *Daemon) forgetBus(ctx context.Context, project string) {
+	if d.bus == nil {
+		return
+	}
+	if err := d.bus.RemoveProject(ctx, project); err != nil {
+		d.log.Warn("bus: forget removed project", "project", project, "err", err)
+	}
+}
+
 // installSDK writes the agent SDKs under shareDir/sdk (python/, node/).
 func installSDK(shareDir string) error { return sdk.WriteTo(filepath.Join(shareDir, "sdk")) }

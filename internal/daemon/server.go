@@ -142,9 +142,7 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 	if err := d.sup.Remove(r.Context(), project, r.URL.Query().Get("force") == "1"); err != nil {
 		return err
 	}
-	if d.bus != nil {
-		_ = d.bus.SetBroker(r.Context(), project, "")
-	}
+	d.forgetBus(r.Context(), project)
 	if d.llm != nil {
 		// Removed agents' gateway tokens are revoked.
 		for _, a := range agents {
