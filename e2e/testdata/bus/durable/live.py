@@ -1,0 +1,6 @@
+from cortex.bus import subscribe
+
+
+def main():
+    for m in subscribe("pings"):
+        print("ping", m["k"], flush=True)

@@ -1,0 +1,19 @@
+import os
+import time
+
+from cortex.bus import publish
+
+BATCHES = [("batch1", range(0, 150)), ("batch2", range(150, 350)), ("batch3", range(350, 500))]
+
+
+def main():
+    for name, numbers in BATCHES:
+        while not os.path.exists("ctl/" + name):
+            time.sleep(0.02)
+        for n in numbers:
+            publish("jobs", {"n": n})
+            if name == "batch3":
+                # Paced, so the daemon restart falls in the middle.
+                print("published", n, flush=True)
+                time.sleep(0.02)
+        print(name, "done", flush=True)
