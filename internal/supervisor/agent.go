@@ -241,25 +241,56 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 	}
 	defer f.closeChildEnds()
 
+	// The cgroup is made while the sandbox init is forked (mkdir in every
+	// v1 hierarchy takes a few ms); Prepare waits for it.
 	cgm := a.s.opts.Cgroups
-	if old, err := cgm.Load(a.cgroupName()); err == nil {
-		_ = old.Delete()
+	limits := cgroups.Limits{CPU: a.spec.Limits.CPU, Memory: int64(a.spec.Limits.Memory), Pids: a.spec.Limits.Pids}
+	type made struct {
+		g   cgroups.Group
+		err error
+	}
+	cgMade := make(chan made, 1)
+	go func() {
+		if old, err := cgm.Load(a.cgroupName()); err == nil {
+			_ = old.Delete()
+		}
+		g, err := cgm.Create(a.cgroupName(), limits)
+		cgMade <- made{g, err}
+	}()
+	var cg cgroups.Group
+	cgReady := func() error {
+		if cgMade == nil {
+			return nil
+		}
+		m := <-cgMade
+		cgMade = nil
+		cg = m.g
+		if m.err != nil {
+			return fmt.Errorf("cgroup: %w", m.err)
+		}
+		return nil
+	}
+	abort := func() {
+		_ = cgReady()
+		if cg != nil {
+			_ = cg.Delete()
+		}
 	}
 	spec, err := a.s.buildSpec(a, run)
 	if err != nil {
 		f.closeParentEnds()
+		abort()
 		return nil, err
 	}
 	info := AgentInfo{Project: a.project, Agent: a.spec, Run: run, UID: a.uid, GID: a.uid, RunDir: a.runDir}
 	for _, at := range a.s.opts.Attachers {
 		if err := at.Prepare(ctx, info, &spec); err != nil {
 			f.closeParentEnds()
+			abort()
 			return nil, err
 		}
 	}
-	var cg cgroups.Group
 	var closers []io.Closer
-	limits := cgroups.Limits{CPU: a.spec.Limits.CPU, Memory: int64(a.spec.Limits.Memory), Pids: a.spec.Limits.Pids}
 	proc, err := sandbox.Start(ctx, spec, sandbox.StartOptions{
 		InitPath: a.s.opts.InitPath,
 		Stdout:   f.wOut,
@@ -272,13 +303,11 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 		Prepare: func(pid int) error {
 			cgErr := make(chan error, 1)
 			go func() {
-				g, err := cgm.Create(a.cgroupName(), limits)
-				if err != nil {
-					cgErr <- fmt.Errorf("cgroup: %w", err)
+				if err := cgReady(); err != nil {
+					cgErr <- err
 					return
 				}
-				cg = g
-				if err := g.AddProc(pid); err != nil {
+				if err := cg.AddProc(pid); err != nil {
 					cgErr <- fmt.Errorf("place in cgroup: %w", err)
 					return
 				}
@@ -306,9 +335,7 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 		for _, c := range closers {
 			_ = c.Close()
 		}
-		if cg != nil {
-			_ = cg.Delete()
-		}
+		abort()
 		return nil, err
 	}
 	a.mu.Lock()
