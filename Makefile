@@ -20,7 +20,7 @@ run: deps build ## run the example swarm on the embedded default daemon
 	./$(BIN)/cortex run examples/swarm
 
 test: deps ## run every test (root: real namespaces, cgroups, seccomp, landlock)
-	CORTEX_TEST_PRIVILEGED=1 $(GO) test -race -timeout 25m $(PKGS)
+	CORTEX_TEST_PRIVILEGED=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
 
 test-short: ## run the tests that need no root
 	$(GO) test -short $(PKGS)
