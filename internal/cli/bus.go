@@ -107,19 +107,8 @@ func busStatsCmd(e *env) *cobra.Command {
 		Short: "Per channel: published, delivered, dropped, subscribers; broker bridges",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := e.connect(c.Context(), false)
-			if err != nil {
-				return err
-			}
-			var raw json.RawMessage
-			if err := cl.Do(c.Context(), http.MethodGet, "/bus/stats", nil, nil, &raw); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSONTo(e.stdout, raw)
-			}
 			var rep busStats
-			if err := json.Unmarshal(raw, &rep); err != nil {
+			if printed, err := e.fetchJSON(c.Context(), http.MethodGet, "/bus/stats", nil, nil, asJSON, &rep); printed || err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)

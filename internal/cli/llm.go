@@ -31,19 +31,8 @@ func llmModelsCmd(e *env) *cobra.Command {
 		Short: "List the aliases and their provider/model targets",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := e.connect(c.Context(), false)
-			if err != nil {
-				return err
-			}
-			var raw json.RawMessage
-			if err := cl.Do(c.Context(), http.MethodGet, "/llm/models", nil, nil, &raw); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSONTo(e.stdout, raw)
-			}
 			var rep llmModels
-			if err := json.Unmarshal(raw, &rep); err != nil {
+			if printed, err := e.fetchJSON(c.Context(), http.MethodGet, "/llm/models", nil, nil, asJSON, &rep); printed || err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
@@ -78,25 +67,14 @@ func llmUsageCmd(e *env) *cobra.Command {
 		Short: "Requests, tokens and cost by agent, model and day",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := e.connect(c.Context(), false)
-			if err != nil {
-				return err
-			}
 			q := url.Values{}
 			for k, v := range map[string]string{"project": project, "agent": agent, "since": since, "until": until, "group": group} {
 				if v != "" {
 					q.Set(k, v)
 				}
 			}
-			var raw json.RawMessage
-			if err := cl.Do(c.Context(), http.MethodGet, "/llm/usage", q, nil, &raw); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSONTo(e.stdout, raw)
-			}
 			var rep llmUsage
-			if err := json.Unmarshal(raw, &rep); err != nil {
+			if printed, err := e.fetchJSON(c.Context(), http.MethodGet, "/llm/usage", q, nil, asJSON, &rep); printed || err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
@@ -138,21 +116,10 @@ func llmChatCmd(e *env) *cobra.Command {
 		Short: "Send one prompt through an alias, from the host",
 		Args:  exactArgs(2, "ALIAS and a prompt"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := e.connect(c.Context(), false)
-			if err != nil {
-				return err
-			}
 			req.Alias, req.Prompt = args[0], args[1]
 			body, _ := json.Marshal(req)
-			var raw json.RawMessage
-			if err := cl.Do(c.Context(), http.MethodPost, "/llm/chat", nil, bytes.NewReader(body), &raw); err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSONTo(e.stdout, raw)
-			}
 			var res llmChatResult
-			if err := json.Unmarshal(raw, &res); err != nil {
+			if printed, err := e.fetchJSON(c.Context(), http.MethodPost, "/llm/chat", nil, bytes.NewReader(body), asJSON, &res); printed || err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stdout, res.Text)
