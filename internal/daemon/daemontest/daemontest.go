@@ -78,6 +78,16 @@ func Binaries(t testing.TB) string {
 	return buildDir
 }
 
+// Main runs a test binary's tests and then removes the binaries Binaries
+// built; call it from TestMain: os.Exit(daemontest.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	return code
+}
+
 // Daemon is one cortexd under a temporary root.
 type Daemon struct {
 	t      testing.TB
@@ -423,11 +433,31 @@ func (d *Daemon) cleanup() {
 		d.Stop()
 	}
 	d.CheckNoLeaks()
+	d.removeCgroupParent()
 	if d.t.Failed() {
 		d.t.Logf("daemon log (%s):\n%s", d.Root, tail(d.LogText(), 80))
 		return
 	}
 	_ = os.RemoveAll(d.Root)
+}
+
+// removeCgroupParent removes the root's (empty) cgroup parent from every
+// hierarchy: a test root is gone for good, unlike a real daemon's.
+func (d *Daemon) removeCgroupParent() {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + d.CgroupParent())
+	dirs = append(dirs, "/sys/fs/cgroup/"+d.CgroupParent())
+	for _, dir := range dirs {
+		var sub []string
+		_ = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				sub = append(sub, p)
+			}
+			return nil
+		})
+		for i := len(sub) - 1; i >= 0; i-- {
+			_ = os.Remove(sub[i])
+		}
+	}
 }
 
 // StartDaemonQuiet starts the daemon if the root has state, for cleanup.

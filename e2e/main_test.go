@@ -1,0 +1,10 @@
+package e2e
+
+import (
+	"os"
+	"testing"
+
+	"github.com/cortexrt/cortex/internal/daemon/daemontest"
+)
+
+func TestMain(m *testing.M) { os.Exit(daemontest.Main(m)) }
