@@ -6,11 +6,6 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 )
 
-// resolve turns "project/agent" or an unambiguous "agent" into a ref.
-func resolve(ctx context.Context, c *api.Client, ref string) (api.AgentRef, error) {
-	return c.Resolve(ctx, ref)
-}
-
 // eachAgent runs fn for every reference, continuing past errors, and
 // returns the first error (the rest are printed).
 func (e *env) eachAgent(ctx context.Context, refs []string, fn func(*api.Client, api.AgentRef) error) error {
@@ -20,7 +15,7 @@ func (e *env) eachAgent(ctx context.Context, refs []string, fn func(*api.Client,
 	}
 	var first error
 	for _, r := range refs {
-		ref, err := resolve(ctx, c, r)
+		ref, err := c.Resolve(ctx, r)
 		if err == nil {
 			err = fn(c, ref)
 		}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"golang.org/x/sys/unix"
@@ -365,14 +364,4 @@ func ReadExitFile(path string) (ExitStatus, bool) {
 	}
 	st.Source = "init"
 	return st, true
-}
-
-// WaitTimeout is a helper for callers that want a bounded wait.
-func (p *Process) WaitTimeout(d time.Duration) (ExitStatus, bool) {
-	select {
-	case <-p.done:
-		return p.status, true
-	case <-time.After(d):
-		return ExitStatus{}, false
-	}
 }
