@@ -102,7 +102,7 @@ func TestProjectDirTrust(t *testing.T) {
 			swap: func(t *testing.T, work, proj string) {
 				u.Sh(t, work, fmt.Sprintf("mv proj proj.old && ln -s %s proj && touch proj.old/pub/SWAPPED", vault))
 			},
-			why: "project directory changed since the project was created: " + "WORK/proj: WORK/proj is a symlink (to " + vault + ")",
+			why: "project directory changed since the project was created: WORK/proj is a symlink (to " + vault + ")",
 		},
 		{
 			name: "intermediate-symlink",

@@ -59,7 +59,6 @@ func BuildSpec(opts Options, in SpecInput) (sandbox.Spec, error) {
 	}
 	s := &Supervisor{opts: opts, log: log}
 	a := &agent{s: s, project: in.Project.Name, name: in.Agent.Name, spec: in.Agent, proj: in.Project, uid: in.UID, runDir: in.RunDir}
-	a.rec.Restarts = in.Run
 	return s.specFor(a, in.Run)
 }
 
