@@ -3,11 +3,12 @@
 # libseccomp-dev (cgo, the agent syscall filter), redis-server (cross-node
 # bus tests), bubblewrap (the sandbox start-up benchmark compares against
 # bwrap), iproute2 and nftables (debugging; the code itself talks netlink),
-# then downloads the Go modules. Idempotent: installs only what is missing.
+# passwd (useradd/groupadd: e2e tests drive the CLI as a real non-root
+# user), then downloads the Go modules. Idempotent: installs only what is missing.
 set -euo pipefail
 
 need=()
-for pkg in libseccomp-dev redis-server bubblewrap iproute2 nftables pkg-config gcc; do
+for pkg in libseccomp-dev redis-server bubblewrap iproute2 nftables pkg-config gcc passwd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -47,11 +47,13 @@ func (e *env) startDaemon(ctx context.Context, c *api.Client) error {
 		return err
 	}
 	paths := config.NewPaths(e.cfg.Root)
-	if err := os.MkdirAll(paths.LogDir, 0o755); err != nil {
+	// The daemon's log names projects, users and paths: root's only (as
+	// the daemon keeps it, see internal/daemon/state.go).
+	if err := os.MkdirAll(paths.LogDir, 0o750); err != nil {
 		return errdefs.WithHint(errdefs.Wrap(errdefs.PermissionDenied, err), "run as root (cortexd needs root), or start cortexd yourself")
 	}
 	logPath := filepath.Join(paths.LogDir, "cortexd.log")
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,11 @@ func (b busAttacher) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("bus socket directory: %w", err)
 	}
+	// Bound at /run/cortex: the agent must reach its socket (0600, its
+	// own) through it, whatever the daemon's umask.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("bus socket directory: %w", err)
+	}
 	if spec.Rootfs != nil && b.confined {
 		spec.Rootfs.Binds = append(spec.Rootfs.Binds, sandbox.Bind{Source: dir, Target: sandboxBusDir})
 		spec.Env = append(spec.Env, "CORTEX_BUS="+sandboxBusSocket)

@@ -81,13 +81,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := p.MkdirAll(); err != nil {
-		return nil, fmt.Errorf("create directories under %s: %w", p.Root, err)
-	}
-	for _, d := range []string{filepath.Join(p.LibDir, "bundles"), filepath.Join(p.LibDir, "tmp"), filepath.Join(p.LibDir, "projects"), filepath.Join(p.RunDir, "agents")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
+	if err := prepareState(p, log); err != nil {
+		return nil, fmt.Errorf("prepare directories under %s: %w", p.Root, err)
 	}
 	d := &Daemon{paths: p, log: log}
 	lock, err := lockRoot(p)
@@ -111,6 +106,13 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if d.store, err = store.Open(filepath.Join(p.LibDir, "state.db")); err != nil {
 		return nil, err
 	}
+	if ps, err := d.store.ListProjects(ctx); err == nil {
+		owners := map[string]int{}
+		for _, pr := range ps {
+			owners[pr.Name] = pr.OwnerUID
+		}
+		repairProjects(filepath.Join(p.LibDir, "projects"), owners, log)
+	}
 	segSize, _ := manifest.ParseQuantity(d.cfg.Logs.SegmentSize)
 	if d.logs, err = logs.Open(logs.Options{Dir: p.LogDir, SegmentSize: int64(segSize), Segments: d.cfg.Logs.Segments}, log.With("subsystem", "logs")); err != nil {
 		return nil, err
@@ -125,6 +127,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if err := installSDK(p.ShareDir); err != nil {
 		return nil, fmt.Errorf("install SDKs: %w", err)
 	}
+	shareReadable(p.ShareDir, log)
 	d.walls = probeWalls(d.cfg)
 	if d.bus, err = bus.New(ctx, d.cfg.Bus, filepath.Join(p.LibDir, "bus"), log.With("subsystem", "bus")); err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
@@ -199,6 +202,7 @@ func lockRoot(p config.Paths) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	_ = f.Chmod(0o644) // anyone may read which pid serves the root
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		data, _ := os.ReadFile(path)
 		f.Close()
@@ -344,6 +348,7 @@ func peerOf(ctx context.Context) Peer {
 
 // Run is cortexd's main: build, serve until ctx is done, close.
 func Run(ctx context.Context, opts Options) error {
+	unix.Umask(Umask)
 	d, err := New(ctx, opts)
 	if err != nil {
 		return err

@@ -11,12 +11,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/manifest"
+	"github.com/cortexrt/cortex/internal/sandbox"
 	"github.com/cortexrt/cortex/internal/store"
 	"github.com/cortexrt/cortex/internal/supervisor"
 )
@@ -47,13 +47,14 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 	if name == "" {
 		name = "bundle"
 	}
-	sourceDir := r.Header.Get(api.HeaderSourceDir)
-	if sourceDir != "" {
-		if err := checkSourceDir(sourceDir, peerOf(r.Context())); err != nil {
+	var source *sandbox.Dir
+	if dir := r.Header.Get(api.HeaderSourceDir); dir != "" {
+		if source, err = d.checkSourceDir(dir, peerOf(r.Context())); err != nil {
 			return err
 		}
+		defer source.Close()
 	}
-	resp, err := d.createProject(r.Context(), tmp.Name(), name, sourceDir, peerOf(r.Context()))
+	resp, err := d.createProject(r.Context(), tmp.Name(), name, source, peerOf(r.Context()))
 	if err != nil {
 		return err
 	}
@@ -61,7 +62,11 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (d *Daemon) createProject(ctx context.Context, path, name, sourceDir string, peer Peer) (api.RunResponse, error) {
+// createProject unpacks and checks a bundle and starts its agents. source,
+// when the run came from a project directory, is that directory, opened
+// and checked by checkSourceDir: its path and identity are recorded, and
+// every start checks the directory is still the same.
+func (d *Daemon) createProject(ctx context.Context, path, name string, source *sandbox.Dir, peer Peer) (api.RunResponse, error) {
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
 	// Errors about the upload name the user's file, not our temporary copy.
@@ -84,14 +89,16 @@ func (d *Daemon) createProject(ctx context.Context, path, name, sourceDir string
 			return api.RunResponse{}, rename(err)
 		}
 	}
-	source := "cortex.yaml"
-	if sourceDir != "" {
-		source = filepath.Join(sourceDir, "cortex.yaml")
+	manifestName, projectDir, sourceDir := "cortex.yaml", dir, ""
+	var sourceID store.DirIdentity
+	if source != nil {
+		sourceDir, sourceID = source.Path, store.DirIdentity(source.ID)
+		manifestName, projectDir = filepath.Join(sourceDir, "cortex.yaml"), sourceDir
 	}
-	m, err := manifest.Check(strings.NewReader(string(b.Manifest())), source, manifest.ValidateOptions{
+	m, err := manifest.Check(strings.NewReader(string(b.Manifest())), manifestName, manifest.ValidateOptions{
 		HostCPUs:         runtime.NumCPU(),
 		RuntimeAvailable: d.runtimeAvailable,
-		ProjectDir:       projectDirFor(sourceDir, dir),
+		ProjectDir:       projectDir,
 	})
 	if err != nil {
 		return api.RunResponse{}, errdefs.Wrap(errdefs.InvalidArgument, err)
@@ -108,7 +115,7 @@ func (d *Daemon) createProject(ctx context.Context, path, name, sourceDir string
 		}
 	}
 	mjson, _ := json.Marshal(m)
-	p := store.Project{Name: m.Project, Digest: digest, BundleDir: dir, SourceDir: sourceDir, Manifest: mjson, OwnerUID: peer.UID, OwnerGID: peer.GID}
+	p := store.Project{Name: m.Project, Digest: digest, BundleDir: dir, SourceDir: sourceDir, SourceID: sourceID, Manifest: mjson, OwnerUID: peer.UID, OwnerGID: peer.GID}
 	if err := d.sup.Run(ctx, p, agents); err != nil {
 		return api.RunResponse{}, err
 	}
@@ -116,38 +123,37 @@ func (d *Daemon) createProject(ctx context.Context, path, name, sourceDir string
 	for _, a := range agents {
 		resp.Agents = append(resp.Agents, a.Name)
 	}
-	d.log.Info("project started", "project", m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name)
+	if source != nil {
+		d.log.Info("project started", "project", m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name,
+			"path", source.Path, "identity", source.ID.String())
+	} else {
+		d.log.Info("project started", "project", m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name)
+	}
 	return resp, nil
 }
 
-// checkSourceDir: grants are bound from the source directory the caller
-// names, so a caller other than root may only name a directory it owns.
-func checkSourceDir(dir string, peer Peer) error {
+// checkSourceDir opens the project directory a caller names (following
+// symlinks this once) under its symlink-free path, and, for a caller
+// other than root, checks that the caller owns it: grants are bound from
+// it, and write grants created and chowned in it. The check and the
+// identity createProject records are of the same open directory, so
+// nothing can be swapped in between; later starts reopen the recorded
+// path without following symlinks and compare (supervisor.verifySource).
+func (d *Daemon) checkSourceDir(dir string, peer Peer) (*sandbox.Dir, error) {
 	if !filepath.IsAbs(dir) {
-		return errdefs.New(errdefs.InvalidArgument, "source dir %q is not absolute", dir)
+		return nil, errdefs.New(errdefs.InvalidArgument, "source dir %q is not absolute", dir)
 	}
-	fi, err := os.Stat(dir)
-	if err != nil || !fi.IsDir() {
-		return errdefs.New(errdefs.InvalidArgument, "source dir %q is not a directory", dir)
+	src, err := sandbox.OpenDirCanonical(dir)
+	if err != nil {
+		return nil, errdefs.New(errdefs.InvalidArgument, "source dir %q is not a directory: %v", dir, err)
 	}
-	if peer.UID == 0 {
-		return nil
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || int(st.Uid) != peer.UID {
-		return errdefs.WithHint(errdefs.New(errdefs.PermissionDenied, "source dir %s is not owned by uid %d", dir, peer.UID),
+	if peer.UID != 0 && src.ID.UID != peer.UID {
+		d.log.Warn("project refused: source directory not owned by the caller", "uid", peer.UID, "path", src.Path, "owner", src.ID.UID)
+		src.Close()
+		return nil, errdefs.WithHint(errdefs.New(errdefs.PermissionDenied, "source dir %s is not owned by uid %d", src.Path, peer.UID),
 			"run projects from a directory you own, or bundle it (cortex bundle) and run the .cortex file")
 	}
-	return nil
-}
-
-func projectDirFor(sourceDir, bundleDir string) string {
-	if sourceDir != "" {
-		if fi, err := os.Stat(sourceDir); err == nil && fi.IsDir() {
-			return sourceDir
-		}
-	}
-	return bundleDir
+	return src, nil
 }
 
 // runtimeAvailable adapts the registry's error to the manifest's "what;

@@ -11,6 +11,13 @@
 // so a restarted daemon can learn it. Its own log lines travel back to the
 // daemon as JSON over the control socket.
 //
+// Daemon side it also opens the directories grants come from without
+// trusting their paths twice (Dir: a directory opened without following
+// symlinks and identified by device, inode, owner and mount; grants opened
+// beneath it with openat2 RESOLVE_BENEATH and made with mkdirat), and
+// clones each grant as a detached mount (CloneTree) the init attaches by
+// descriptor (Bind.Tree).
+//
 // This package does not decide limits, policies or restart behaviour; it is
 // told them. It must never apply a restriction to the daemon process itself:
 // Landlock, seccomp and credential changes happen only in the init.

@@ -41,6 +41,10 @@ func Init() {
 	// Namespace, credential and prctl changes below are per thread; the
 	// agent is forked from this same locked thread so it inherits them.
 	runtime.LockOSThread()
+	// The daemon creates its files with a umask of 077; the sandbox's
+	// own files (its root's directories) must be readable by the agent,
+	// and the agent starts with the usual 022.
+	unix.Umask(0o022)
 	// Nothing the init inherited may leak into the agent.
 	for fd := ctrlFD; fd < firstKeepFD+8; fd++ {
 		unix.CloseOnExec(fd)
@@ -58,6 +62,13 @@ func Init() {
 		os.Exit(125)
 	}
 	st.spec = m.Spec
+	if r := st.spec.Rootfs; r != nil {
+		for _, b := range r.Binds {
+			if b.TreeFD > 0 {
+				unix.CloseOnExec(b.TreeFD)
+			}
+		}
+	}
 
 	exitFile, err := os.OpenFile(st.spec.ExitFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
 	if err != nil {

@@ -97,6 +97,9 @@ func depth(p string) int { return strings.Count(filepath.Clean(p), "/") }
 // to usr/lib).
 func bindInto(root string, b Bind) error {
 	target := filepath.Join(root, filepath.Clean("/"+b.Target))
+	if b.TreeFD > 0 {
+		return attachTree(target, b)
+	}
 	fi, err := os.Lstat(b.Source)
 	if err != nil {
 		if b.Optional && errors.Is(err, os.ErrNotExist) {
@@ -169,22 +172,67 @@ func setattr(target string, set, clr uint64) error {
 // idmappedBind clones source's mount, maps the agent's ids to the host
 // owner's through a user namespace, and attaches it at target.
 func idmappedBind(source, target string, m *IDMap) error {
-	usernsFD, cleanup, err := idmapUserns(m)
-	if err != nil {
-		return fmt.Errorf("idmap user namespace for %s: %w", source, err)
-	}
-	defer cleanup()
 	tree, err := unix.OpenTree(unix.AT_FDCWD, source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("open_tree %s: %w", source, err)
 	}
 	defer unix.Close(tree)
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV, Userns_fd: uint64(usernsFD)}
-	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
-		return fmt.Errorf("idmap %s (the filesystem may not support idmapped mounts): %w", source, err)
+	return attachDetached(tree, target, Bind{Source: source, Target: target, Writable: true, IDMap: m})
+}
+
+// attachTree attaches the detached mount the daemon passed (Bind.Tree)
+// at target, which must be a directory and no symlink. The daemon cloned
+// it from a directory it opened beneath a checked one, so nothing here
+// resolves the source's path.
+func attachTree(target string, b Bind) error {
+	defer unix.Close(b.TreeFD)
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.Mkdir(target, 0o755); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("bind %s: mount point %s is a symlink", b.Source, b.Target)
+	case !fi.IsDir():
+		return fmt.Errorf("bind %s: mount point %s is not a directory", b.Source, b.Target)
+	}
+	return attachDetached(b.TreeFD, target, b)
+}
+
+// attachDetached sets the bind's attributes on a detached mount (read-only
+// unless Writable, nosuid, nodev; idmapped with IDMap), then moves it onto
+// target.
+func attachDetached(tree int, target string, b Bind) error {
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	flags := unix.AT_EMPTY_PATH
+	if !b.Writable {
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if b.IDMap != nil {
+		usernsFD, cleanup, err := idmapUserns(b.IDMap)
+		if err != nil {
+			return fmt.Errorf("idmap user namespace for %s: %w", b.Source, err)
+		}
+		defer cleanup()
+		attr.Attr_set |= unix.MOUNT_ATTR_IDMAP
+		attr.Userns_fd = uint64(usernsFD)
+	} else {
+		flags |= unix.AT_RECURSIVE
+	}
+	if err := unix.MountSetattr(tree, "", uint(flags), attr); err != nil {
+		if b.IDMap != nil {
+			return fmt.Errorf("idmap %s (the filesystem may not support idmapped mounts): %w", b.Source, err)
+		}
+		return fmt.Errorf("mount_setattr %s: %w", b.Source, err)
 	}
 	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("move_mount %s: %w", target, err)
+		return fmt.Errorf("move_mount %s on %s: %w", b.Source, b.Target, err)
 	}
 	return nil
 }

@@ -62,6 +62,27 @@ type Bind struct {
 	// the host (an idmapped mount): what the agent writes is owned by the
 	// user who ran the swarm.
 	IDMap *IDMap `json:"idmap,omitempty"`
+	// Tree, when set, is a detached mount (CloneTree) of a directory the
+	// daemon opened and checked; the init attaches it at Target and
+	// never looks Source up by path (Source is then only for messages).
+	// Start passes it to the init; the caller closes it (Spec.CloseFiles)
+	// once Start has returned.
+	Tree *os.File `json:"-"`
+	// TreeFD is Tree's descriptor number in the init (set by Start).
+	TreeFD int `json:"tree_fd,omitempty"`
+}
+
+// CloseFiles closes the detached mounts the spec holds (Bind.Tree).
+func (s *Spec) CloseFiles() {
+	if s.Rootfs == nil {
+		return
+	}
+	for i := range s.Rootfs.Binds {
+		if t := s.Rootfs.Binds[i].Tree; t != nil {
+			t.Close()
+			s.Rootfs.Binds[i].Tree = nil
+		}
+	}
 }
 
 // IDMap is a one-id mapping for an idmapped bind.

@@ -99,6 +99,20 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 	cmd.Stdout = opts.Stdout
 	cmd.Stderr = opts.Stderr
 	cmd.ExtraFiles = append([]*os.File{child}, opts.Keep...)
+	// Detached mounts of checked directories follow the kept files; the
+	// spec sent to the init names each one's descriptor number.
+	if spec.Rootfs != nil {
+		binds := append([]Bind(nil), spec.Rootfs.Binds...)
+		for i := range binds {
+			if binds[i].Tree != nil {
+				binds[i].TreeFD = ctrlFD + len(cmd.ExtraFiles)
+				cmd.ExtraFiles = append(cmd.ExtraFiles, binds[i].Tree)
+			}
+		}
+		rfs := *spec.Rootfs
+		rfs.Binds = binds
+		spec.Rootfs = &rfs
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: cloneFlags,
 		Setsid:     true, // its own session: a daemon's terminal signals never reach agents

@@ -58,6 +58,22 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_agent ON events(project, agent, id);
 `
 
+// migrations bring a database an older daemon made up to date, in order;
+// the database's user_version counts those it has. Never edit one that
+// has shipped: append.
+var migrations = []string{
+	// 1: the identity of a project's source directory, recorded when the
+	// project is created and checked at every start.
+	`ALTER TABLE projects ADD COLUMN source_dev INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE projects ADD COLUMN source_ino INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE projects ADD COLUMN source_uid INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE projects ADD COLUMN source_mnt_id INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE projects ADD COLUMN source_boot_id TEXT NOT NULL DEFAULT '';`,
+}
+
+// SchemaVersion is the user_version of a database this store has migrated.
+var SchemaVersion = len(migrations)
+
 // Project is one swarm the daemon knows.
 type Project struct {
 	Name      string          `json:"name"`
@@ -67,7 +83,22 @@ type Project struct {
 	Manifest  json.RawMessage `json:"manifest"`
 	OwnerUID  int             `json:"owner_uid"`
 	OwnerGID  int             `json:"owner_gid"`
-	CreatedAt time.Time       `json:"created_at"`
+	// SourceID is what SourceDir was when the project was created; every
+	// start checks the directory is still that one. Zero for projects
+	// run from a bundle file, and for those an older daemon recorded.
+	SourceID  DirIdentity `json:"source_id,omitzero"`
+	CreatedAt time.Time   `json:"created_at"`
+}
+
+// DirIdentity identifies a directory: device, inode, owner, and the
+// mount it was reached through with the boot that mount id belongs to
+// (the fields of sandbox.DirIdentity, which converts to it).
+type DirIdentity struct {
+	Dev    uint64 `json:"dev"`
+	Ino    uint64 `json:"ino"`
+	UID    int    `json:"uid"`
+	MntID  uint64 `json:"mnt_id,omitempty"`
+	BootID string `json:"boot_id,omitempty"`
 }
 
 // Agent is the durable record of one agent.
@@ -120,7 +151,42 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init state db %s: %w", path, err)
 	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate state db %s: %w", path, err)
+	}
 	return &Store{db: db}, nil
+}
+
+// migrate applies the migrations the database lacks, each in a
+// transaction with its user_version bump.
+func migrate(db *sql.DB) error {
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v > len(migrations) {
+		return errdefs.WithHint(errdefs.New(errdefs.FailedPrecondition, "schema version %d is newer than this cortexd knows (%d)", v, len(migrations)),
+			"run the cortexd that made it, or a newer one")
+	}
+	for ; v < len(migrations); v++ {
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -145,19 +211,38 @@ func (s *Store) PutProject(ctx context.Context, p Project) error {
 	if p.CreatedAt.IsZero() {
 		p.CreatedAt = time.Now()
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO projects(name,digest,bundle_dir,source_dir,manifest,owner_uid,owner_gid,created_at)
-		VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET digest=excluded.digest, bundle_dir=excluded.bundle_dir,
-		source_dir=excluded.source_dir, manifest=excluded.manifest, owner_uid=excluded.owner_uid, owner_gid=excluded.owner_gid, created_at=excluded.created_at`,
-		p.Name, p.Digest, p.BundleDir, p.SourceDir, string(p.Manifest), p.OwnerUID, p.OwnerGID, ms(p.CreatedAt))
+	id := p.SourceID
+	_, err := s.db.ExecContext(ctx, `INSERT INTO projects(name,digest,bundle_dir,source_dir,manifest,owner_uid,owner_gid,created_at,
+		source_dev,source_ino,source_uid,source_mnt_id,source_boot_id)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET digest=excluded.digest, bundle_dir=excluded.bundle_dir,
+		source_dir=excluded.source_dir, manifest=excluded.manifest, owner_uid=excluded.owner_uid, owner_gid=excluded.owner_gid, created_at=excluded.created_at,
+		source_dev=excluded.source_dev, source_ino=excluded.source_ino, source_uid=excluded.source_uid, source_mnt_id=excluded.source_mnt_id,
+		source_boot_id=excluded.source_boot_id`,
+		p.Name, p.Digest, p.BundleDir, p.SourceDir, string(p.Manifest), p.OwnerUID, p.OwnerGID, ms(p.CreatedAt),
+		int64(id.Dev), int64(id.Ino), id.UID, int64(id.MntID), id.BootID)
 	if err != nil {
 		return fmt.Errorf("put project %s: %w", p.Name, err)
 	}
 	return nil
 }
 
+// SetProjectSource records the identity of a project's source directory
+// (for a project an older daemon created without one).
+func (s *Store) SetProjectSource(ctx context.Context, name string, id DirIdentity) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE projects SET source_dev=?, source_ino=?, source_uid=?, source_mnt_id=?, source_boot_id=? WHERE name=?`,
+		int64(id.Dev), int64(id.Ino), id.UID, int64(id.MntID), id.BootID, name)
+	if err != nil {
+		return fmt.Errorf("record source directory of %s: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errdefs.New(errdefs.NotFound, "project %q not found", name)
+	}
+	return nil
+}
+
 // GetProject returns a project or a NotFound error.
 func (s *Store) GetProject(ctx context.Context, name string) (Project, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT name,digest,bundle_dir,source_dir,manifest,owner_uid,owner_gid,created_at FROM projects WHERE name=?`, name)
+	row := s.db.QueryRowContext(ctx, `SELECT `+projectCols+` FROM projects WHERE name=?`, name)
 	p, err := scanProject(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Project{}, errdefs.New(errdefs.NotFound, "project %q not found", name)
@@ -167,7 +252,7 @@ func (s *Store) GetProject(ctx context.Context, name string) (Project, error) {
 
 // ListProjects returns every project, by name.
 func (s *Store) ListProjects(ctx context.Context) ([]Project, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name,digest,bundle_dir,source_dir,manifest,owner_uid,owner_gid,created_at FROM projects ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+projectCols+` FROM projects ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list projects: %w", err)
 	}
@@ -200,13 +285,17 @@ func (s *Store) DeleteProject(ctx context.Context, name string) error {
 
 type scanner interface{ Scan(...any) error }
 
+const projectCols = `name,digest,bundle_dir,source_dir,manifest,owner_uid,owner_gid,created_at,source_dev,source_ino,source_uid,source_mnt_id,source_boot_id`
+
 func scanProject(r scanner) (Project, error) {
 	var p Project
 	var manifest string
-	var created int64
-	if err := r.Scan(&p.Name, &p.Digest, &p.BundleDir, &p.SourceDir, &manifest, &p.OwnerUID, &p.OwnerGID, &created); err != nil {
+	var created, dev, ino, mnt int64
+	if err := r.Scan(&p.Name, &p.Digest, &p.BundleDir, &p.SourceDir, &manifest, &p.OwnerUID, &p.OwnerGID, &created,
+		&dev, &ino, &p.SourceID.UID, &mnt, &p.SourceID.BootID); err != nil {
 		return p, err
 	}
+	p.SourceID.Dev, p.SourceID.Ino, p.SourceID.MntID = uint64(dev), uint64(ino), uint64(mnt)
 	p.Manifest = json.RawMessage(manifest)
 	p.CreatedAt = fromMS(created)
 	return p, nil

@@ -133,6 +133,12 @@ func (a *agent) loop(proc *sandbox.Process, lost *sandbox.ExitStatus) {
 		stopReq := a.stopReq
 		a.mu.Unlock()
 		want := !stopReq && a.wantsRestart(state)
+		if want && startErr != nil && errdefs.IsPermissionDenied(startErr) {
+			// A refused start (the project directory changed, a grant
+			// leads out of it) does not heal by retrying.
+			want = false
+			a.system(logs.LevelWarn, "start refused; not restarting (the restart policy does not apply to a refusal)", nil)
+		}
 		if want && restarts >= a.spec.MaxRestarts {
 			want = false
 			a.system(logs.LevelError, fmt.Sprintf("restart limit reached (max_restarts %d); the last run ended %s (%s)", a.spec.MaxRestarts, state, reason), nil)
@@ -282,6 +288,9 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 		abort()
 		return nil, err
 	}
+	// The init holds its own copies of the grants' detached mounts once
+	// started; ours go when the start is over, whatever its outcome.
+	defer spec.CloseFiles()
 	info := AgentInfo{Project: a.project, Agent: a.spec, Run: run, UID: a.uid, GID: a.uid, RunDir: a.runDir}
 	for _, at := range a.s.opts.Attachers {
 		if err := at.Prepare(ctx, info, &spec); err != nil {

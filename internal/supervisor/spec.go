@@ -1,7 +1,10 @@
 package supervisor
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,24 +45,41 @@ type SpecInput struct {
 
 // buildSpec turns an agent into a sandbox spec for run.
 func (s *Supervisor) buildSpec(a *agent, run int) (sandbox.Spec, error) {
-	return BuildSpec(s.opts, SpecInput{Project: a.proj, Agent: a.spec, Run: run, UID: a.uid, RunDir: a.runDir})
+	return s.specFor(a, run)
 }
 
 // BuildSpec is the sandbox spec of one run of an agent under opts: what
 // the daemon starts (exported for benchmarks and tests that start
-// sandboxes without a daemon).
+// sandboxes without a daemon). The spec may hold open files (the grants'
+// detached mounts): call its CloseFiles once sandbox.Start has returned.
 func BuildSpec(opts Options, in SpecInput) (sandbox.Spec, error) {
-	s := &Supervisor{opts: opts}
-	a := &agent{project: in.Project.Name, name: in.Agent.Name, spec: in.Agent, proj: in.Project, uid: in.UID, runDir: in.RunDir}
-	run := in.Run
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Supervisor{opts: opts, log: log}
+	a := &agent{s: s, project: in.Project.Name, name: in.Agent.Name, spec: in.Agent, proj: in.Project, uid: in.UID, runDir: in.RunDir}
+	return s.specFor(a, in.Run)
+}
+
+func (s *Supervisor) specFor(a *agent, run int) (spec sandbox.Spec, err error) {
 	ra := a.spec
 	ip, err := s.opts.Runtimes.Lookup(ra.Runtime)
 	if err != nil {
 		return sandbox.Spec{}, err
 	}
+	// The project's directory must be the one it was created from, before
+	// anything under it is used (even by an agent that has no grants).
+	var source *sandbox.Dir
+	if a.proj.SourceDir != "" {
+		if source, err = s.verifySource(a); err != nil {
+			return sandbox.Spec{}, err
+		}
+		defer source.Close()
+	}
 	hostShims := filepath.Join(s.opts.ShareDir, runtimes.ShimDir)
 	hostSDK := filepath.Join(s.opts.ShareDir, "sdk")
-	spec := sandbox.Spec{
+	spec = sandbox.Spec{
 		ID:       a.project + "/" + a.name,
 		Hostname: a.name,
 		ExitFile: filepath.Join(a.runDir, "exit.json"),
@@ -94,10 +114,16 @@ func BuildSpec(opts Options, in SpecInput) (sandbox.Spec, error) {
 	spec.Env = append(env, userEnv(ra)...)
 
 	rootDir := filepath.Join(a.runDir, "root")
-	if err := os.MkdirAll(rootDir, 0o755); err != nil {
+	if err := os.MkdirAll(rootDir, 0o700); err != nil {
 		return spec, err
 	}
 	rfs := &sandbox.Rootfs{Dir: rootDir, TmpSize: s.opts.Sandbox.TmpSize}
+	spec.Rootfs = rfs
+	defer func() {
+		if err != nil {
+			spec.CloseFiles()
+		}
+	}()
 	for _, p := range systemBinds {
 		rfs.Binds = append(rfs.Binds, sandbox.Bind{Source: p, Target: p, Optional: true})
 	}
@@ -116,20 +142,21 @@ func BuildSpec(opts Options, in SpecInput) (sandbox.Spec, error) {
 			return spec, err
 		}
 	}
+	g := grants{s: s, a: a, source: source}
+	defer g.close()
 	for _, p := range ra.Capabilities.FilesystemRead {
-		src, err := s.grantSource(a, p, false)
+		b, err := g.read(p)
 		if err != nil {
 			return spec, err
 		}
-		rfs.Binds = append(rfs.Binds, sandbox.Bind{Source: src, Target: filepath.Join(AppDir, filepath.Clean(p))})
+		rfs.Binds = append(rfs.Binds, b)
 	}
 	for _, p := range ra.Capabilities.FilesystemWrite {
-		src, err := s.grantSource(a, p, true)
+		b, err := g.write(p)
 		if err != nil {
 			return spec, err
 		}
-		rfs.Binds = append(rfs.Binds, sandbox.Bind{Source: src, Target: filepath.Join(AppDir, filepath.Clean(p)), Writable: true,
-			IDMap: &sandbox.IDMap{HostUID: a.proj.OwnerUID, HostGID: a.proj.OwnerGID, AgentUID: a.uid, AgentGID: a.uid}})
+		rfs.Binds = append(rfs.Binds, b)
 	}
 	rfs.Files = []sandbox.File{
 		{Path: "/etc/passwd", Data: []byte(fmt.Sprintf("root:x:0:0:root:/root:/usr/sbin/nologin\n%s:x:%d:%d:cortex agent:/tmp:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", SandboxUser, a.uid, a.uid))},
@@ -140,77 +167,177 @@ func BuildSpec(opts Options, in SpecInput) (sandbox.Spec, error) {
 		// No network.access: no resolver. The egress attacher replaces it.
 		{Path: "/etc/resolv.conf", Data: []byte("# no DNS: this agent has no network.access\n")},
 	}
-	spec.Rootfs = rfs
 	spec.Confine = &sandbox.Confine{Seccomp: s.opts.Sandbox.Seccomp, SeccompPrograms: s.opts.Sandbox.SeccompPrograms, Landlock: s.opts.Sandbox.Landlock}
 	return spec, nil
 }
 
-// grantSource is the host directory behind a filesystem grant: the
-// project's source directory when it was run from one, else the bundle
-// (reads) or the project's data directory (writes). Write directories
-// are created, owned by the user who ran the swarm.
-func (s *Supervisor) grantSource(a *agent, rel string, write bool) (string, error) {
+// refuse is a start the daemon will not make for a reason that does not
+// heal by waiting (the project directory changed, a grant leads out of
+// it): it is logged at Warn as the decision it is, and the agent is not
+// restarted.
+func (s *Supervisor) refuse(a *agent, step, path string, err error) error {
+	s.log.Warn("start refused", "project", a.project, "agent", a.name, "uid", a.proj.OwnerUID, "path", path, "step", step, "err", err)
+	return &sandbox.StartError{Step: step, Err: errdefs.Wrap(errdefs.PermissionDenied, err)}
+}
+
+// verifySource opens the project's source directory without following a
+// symlink anywhere on its path and checks it is the directory recorded
+// when the project was created. A project an older daemon created has no
+// identity yet: its directory is accepted, and recorded, only if it is
+// owned by the project's owner (the check creation made then).
+func (s *Supervisor) verifySource(a *agent) (*sandbox.Dir, error) {
+	path := a.proj.SourceDir
+	const step = "project-dir"
+	rerun := "; if you moved or replaced it yourself, run the project again from its directory (cortex run) to use it as it is now"
+	if a.proj.SourceID.Ino == 0 {
+		d, err := sandbox.OpenDirNoFollow(path)
+		if err != nil {
+			return nil, s.refuse(a, step, path, fmt.Errorf("project directory %w%s", err, rerun))
+		}
+		if d.ID.UID != a.proj.OwnerUID {
+			d.Close()
+			return nil, s.refuse(a, step, path, fmt.Errorf("project directory %s is owned by uid %d, not by the project's owner (uid %d)%s", path, d.ID.UID, a.proj.OwnerUID, rerun))
+		}
+		id := store.DirIdentity(d.ID)
+		if s.opts.Store != nil {
+			if err := s.opts.Store.SetProjectSource(context.Background(), a.project, id); err != nil {
+				d.Close()
+				return nil, err
+			}
+		}
+		a.proj.SourceID = id
+		s.log.Warn("project directory identity recorded at start (the project was created by an older cortexd)", "project", a.project, "agent", a.name, "uid", a.proj.OwnerUID, "path", path, "identity", d.ID.String())
+		return d, nil
+	}
+	d, err := sandbox.VerifyDir(path, sandbox.DirIdentity(a.proj.SourceID))
+	if err != nil {
+		var changed *sandbox.DirChangedError
+		if errors.As(err, &changed) {
+			return nil, s.refuse(a, step, path, fmt.Errorf("project directory changed since the project was created: %w%s", err, rerun))
+		}
+		return nil, &sandbox.StartError{Step: step, Err: fmt.Errorf("project directory: %w", err)}
+	}
+	s.log.Debug("project directory verified", "project", a.project, "agent", a.name, "uid", a.proj.OwnerUID, "path", path)
+	return d, nil
+}
+
+// grants opens the host directories behind an agent's filesystem grants:
+// beneath the project's verified source directory when it was run from
+// one, else beneath the bundle (reads) or the project's data directory
+// (writes). Each is bound from a detached mount of exactly the directory
+// opened, never by path.
+type grants struct {
+	s      *Supervisor
+	a      *agent
+	source *sandbox.Dir // verified; nil for a project run from a bundle file
+	bundle *sandbox.Dir
+	data   *sandbox.Dir
+}
+
+func (g *grants) close() {
+	g.bundle.Close()
+	g.data.Close()
+}
+
+func checkGrant(rel string) (string, error) {
 	rel = filepath.Clean(rel)
 	if filepath.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
 		return "", errdefs.New(errdefs.InvalidArgument, "filesystem grant %q escapes the project directory", rel)
 	}
-	base := a.proj.SourceDir
-	if base == "" {
-		if write {
-			base = filepath.Join(s.opts.DataDir, a.project, "data")
-		} else {
-			base = a.proj.BundleDir
-		}
-	}
-	if write {
-		if err := os.MkdirAll(base, 0o755); err != nil {
-			return "", err
-		}
-	}
-	realBase, err := filepath.EvalSymlinks(base)
+	return rel, nil
+}
+
+func (g *grants) read(p string) (sandbox.Bind, error) {
+	rel, err := checkGrant(p)
 	if err != nil {
-		return "", errdefs.New(errdefs.InvalidArgument, "filesystem grant %q: project directory: %v", rel, err)
+		return sandbox.Bind{}, err
 	}
-	// Walk the grant one component at a time: a symlink may lead
-	// elsewhere inside the project but never out of it, and a missing
-	// directory is created where the walk is, never through a link. (An
-	// agent with a write grant can plant links in it between runs; a
-	// nested grant under it would otherwise be created, chowned and bound
-	// wherever they point.)
-	p := realBase
-	parts := strings.Split(rel, "/")
-	for i, part := range parts {
-		if part == "." {
-			continue
+	base := g.source
+	if base == nil {
+		if g.bundle == nil {
+			if g.bundle, err = sandbox.OpenDir(g.a.proj.BundleDir); err != nil {
+				return sandbox.Bind{}, err
+			}
 		}
-		next := filepath.Join(p, part)
-		fi, err := os.Lstat(next)
-		switch {
-		case err == nil && fi.Mode()&os.ModeSymlink != 0:
-			real, err := filepath.EvalSymlinks(next)
-			if err != nil {
-				return "", errdefs.New(errdefs.InvalidArgument, "filesystem grant %q: %s is a symlink to nowhere: %v", rel, next, err)
-			}
-			if real != realBase && !strings.HasPrefix(real, realBase+"/") {
-				return "", errdefs.New(errdefs.InvalidArgument, "filesystem grant %q resolves outside the project directory (%s)", rel, real)
-			}
-			next = real
-		case err == nil:
-		case os.IsNotExist(err) && write:
-			if err := os.Mkdir(next, 0o755); err != nil {
-				return "", err
-			}
-			if i == len(parts)-1 {
-				_ = os.Lchown(next, a.proj.OwnerUID, a.proj.OwnerGID)
-			}
-		case os.IsNotExist(err):
-			return "", errdefs.New(errdefs.InvalidArgument, "filesystem.read %q: %v", rel, err)
-		default:
-			return "", err
-		}
-		p = next
+		base = g.bundle
 	}
-	return p, nil
+	d, err := base.OpenBeneath(rel)
+	if err != nil {
+		return sandbox.Bind{}, g.grantErr("filesystem.read", rel, base, err)
+	}
+	defer d.Close()
+	tree, err := sandbox.CloneTree(d, true)
+	if err != nil {
+		return sandbox.Bind{}, err
+	}
+	return sandbox.Bind{Source: d.Path, Target: filepath.Join(AppDir, rel), Tree: tree}, nil
+}
+
+// Modes of the write-grant directories the daemon makes: in the user's
+// project directory as a user would make them; in the daemon's data
+// directory, where nobody but the owner may look.
+const (
+	sourceDirMode    = 0o755
+	dataMidDirMode   = 0o711
+	dataGrantDirMode = 0o700
+)
+
+func (g *grants) write(p string) (sandbox.Bind, error) {
+	rel, err := checkGrant(p)
+	if err != nil {
+		return sandbox.Bind{}, err
+	}
+	base, mid, leaf := g.source, os.FileMode(sourceDirMode), os.FileMode(sourceDirMode)
+	if base == nil {
+		if g.data == nil {
+			if g.data, err = g.s.dataDir(g.a.project); err != nil {
+				return sandbox.Bind{}, err
+			}
+		}
+		base, mid, leaf = g.data, dataMidDirMode, dataGrantDirMode
+	}
+	own := g.a.proj
+	d, created, err := base.MkdirBeneath(rel, mid, leaf, own.OwnerUID, own.OwnerGID)
+	if err != nil {
+		return sandbox.Bind{}, g.grantErr("filesystem.write", rel, base, err)
+	}
+	defer d.Close()
+	if created {
+		g.s.log.Info("write grant created", "project", g.a.project, "agent", g.a.name, "uid", own.OwnerUID, "path", d.Path)
+	}
+	tree, err := sandbox.CloneTree(d, false)
+	if err != nil {
+		return sandbox.Bind{}, err
+	}
+	return sandbox.Bind{Source: d.Path, Target: filepath.Join(AppDir, rel), Writable: true, Tree: tree,
+		IDMap: &sandbox.IDMap{HostUID: own.OwnerUID, HostGID: own.OwnerGID, AgentUID: g.a.uid, AgentGID: g.a.uid}}, nil
+}
+
+func (g *grants) grantErr(kind, rel string, base *sandbox.Dir, err error) error {
+	if errors.Is(err, sandbox.ErrOutside) {
+		return g.s.refuse(g.a, "grant", filepath.Join(base.Path, rel), fmt.Errorf("filesystem grant %q %w", rel, err))
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return errdefs.New(errdefs.InvalidArgument, "%s %q: %v", kind, rel, err)
+	}
+	return fmt.Errorf("%s %q: %w", kind, rel, err)
+}
+
+// dataDir opens (making it when missing) the directory under which the
+// write grants of a project run from a bundle file live:
+// <DataDir>/<project>/data, root's, traversable only, so each owner
+// reaches their own grant directories and nobody lists or reads others'.
+func (s *Supervisor) dataDir(project string) (*sandbox.Dir, error) {
+	root, err := sandbox.OpenDir(s.opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	d, _, err := root.MkdirBeneath(filepath.Join(project, "data"), dataMidDirMode, dataMidDirMode, 0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("project data directory: %w", err)
+	}
+	return d, nil
 }
 
 // mountPoint makes sure dir/rel is a directory inside dir (not a symlink
@@ -224,6 +351,11 @@ func mountPoint(dir, rel string) error {
 		switch {
 		case os.IsNotExist(err):
 			if err := os.Mkdir(p, 0o755); err != nil {
+				return err
+			}
+			// The agent walks through it to the grant: 0755 whatever
+			// the daemon's umask.
+			if err := os.Chmod(p, 0o755); err != nil {
 				return err
 			}
 		case err != nil:

@@ -159,7 +159,7 @@ func (d *Daemon) Env() []string {
 // StartDaemon starts (or restarts) the cortexd process and waits for it.
 func (d *Daemon) StartDaemon() {
 	d.t.Helper()
-	logf, err := os.OpenFile(d.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(d.Log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		d.t.Fatal(err)
 	}
