@@ -23,6 +23,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
 
 var (
@@ -469,10 +470,16 @@ func (d *Daemon) StartDaemonQuiet() {
 }
 
 // Project writes files (path -> content) into a new project directory.
+//
+// A cortex.yaml's "runtime: python3.11" and "runtime: nodejs20" lines name
+// the runtimes this host has instead (runtimestest.HostManifest).
 func Project(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for p, c := range files {
+		if filepath.Base(p) == "cortex.yaml" {
+			c = string(runtimestest.HostManifest(t, []byte(c)))
+		}
 		full := filepath.Join(dir, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			t.Fatal(err)
