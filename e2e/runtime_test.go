@@ -91,6 +91,15 @@ def main():
 	if dirs := d.CgroupDirs(); len(dirs) != 0 {
 		t.Errorf("cgroup not removed after OOM: %v", dirs)
 	}
+	// inspect says what the memory was made of at the kill.
+	o := in.LastOOM
+	if o == nil {
+		t.Fatalf("inspect has no last_oom after an OOM kill")
+	}
+	t.Logf("last_oom: %+v", *o)
+	if o.Limit != 64<<20 || (o.Peak != 0 && (o.Peak < 48<<20 || o.Peak > 66<<20)) || o.Shmem > o.File {
+		t.Errorf("last_oom = %+v, want limit 64Mi and a peak near it", *o)
+	}
 }
 
 func inspect(t *testing.T, d *daemontest.Daemon, ref string) api.Inspection {

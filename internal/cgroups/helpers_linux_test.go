@@ -45,6 +45,14 @@ func helperMain(mode, arg string) {
 		}
 		fmt.Println("survived", len(b))
 		os.Exit(0)
+	case "alloc-hold": // touch arg bytes, then wait to be killed
+		n, _ := strconv.Atoi(arg)
+		b := make([]byte, n)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		fmt.Println("holding", len(b))
+		select {}
 	case "spin": // keep every CPU busy
 		for i := 0; i < runtime.NumCPU(); i++ {
 			go func() {

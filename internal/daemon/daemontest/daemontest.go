@@ -432,6 +432,11 @@ func (d *Daemon) cleanup() {
 		}
 		cancel()
 		d.Stop()
+		d.CheckNoLeaks()
+		// With every project removed, the daemon removes its parent.
+		if left := d.cgroupParentDirs(); len(left) > 0 {
+			d.t.Errorf("the daemon stopped with no agents left but kept its cgroup parent: %v", left)
+		}
 	}
 	d.CheckNoLeaks()
 	d.removeCgroupParent()
@@ -442,12 +447,19 @@ func (d *Daemon) cleanup() {
 	_ = os.RemoveAll(d.Root)
 }
 
-// removeCgroupParent removes the root's (empty) cgroup parent from every
-// hierarchy: a test root is gone for good, unlike a real daemon's.
-func (d *Daemon) removeCgroupParent() {
+// cgroupParentDirs lists the root's cgroup parent directories that exist.
+func (d *Daemon) cgroupParentDirs() []string {
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + d.CgroupParent())
-	dirs = append(dirs, "/sys/fs/cgroup/"+d.CgroupParent())
-	for _, dir := range dirs {
+	if fi, err := os.Stat("/sys/fs/cgroup/" + d.CgroupParent()); err == nil && fi.IsDir() {
+		dirs = append(dirs, "/sys/fs/cgroup/"+d.CgroupParent())
+	}
+	return dirs
+}
+
+// removeCgroupParent removes whatever is left of the root's cgroup parent
+// (after a failed test): a test root is gone for good.
+func (d *Daemon) removeCgroupParent() {
+	for _, dir := range d.cgroupParentDirs() {
 		var sub []string
 		_ = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
 			if err == nil && e.IsDir() {
