@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
 	"github.com/cortexrt/cortex/internal/logs"
+	cmanifest "github.com/cortexrt/cortex/internal/manifest"
 )
 
 func manifest(project string, agents ...string) string {
@@ -51,6 +53,15 @@ func TestSwarmRunsAndStops(t *testing.T) {
 		if a.State != api.Stopped || a.Reason != "Exited" || a.ExitCode == nil || *a.ExitCode != 0 {
 			t.Errorf("%s: %s %s %v, want stopped Exited 0", a.Agent, a.State, a.Reason, a.ExitCode)
 		}
+	}
+	// The example asks for runtime ranges; inspect shows what was picked.
+	for ref, rng := range map[string]string{"research-swarm/researcher": "python>=3.10", "research-swarm/summarizer": "nodejs>=18"} {
+		in := inspect(t, d, ref)
+		cands, _ := cmanifest.RuntimeCandidates(rng)
+		if in.Spec.RuntimeRange != rng || !slices.Contains(cands, in.Spec.Runtime) {
+			t.Errorf("%s: runtime %q from range %q, want a runtime of %s", ref, in.Spec.Runtime, in.Spec.RuntimeRange, rng)
+		}
+		t.Logf("%s: %s picked for %s", ref, in.Spec.Runtime, rng)
 	}
 }
 
