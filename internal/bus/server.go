@@ -153,7 +153,7 @@ func New(ctx context.Context, cfg Config, storeDir string, logger *slog.Logger) 
 		// meets it.
 		JetStreamMaxStore: jsMaxStore,
 		MaxPayload:        int32(cfg.MaxPayload + lineOverhead),
-		NoSigs:     true,
+		NoSigs:            true,
 	}
 	if cfg.Listen != "" {
 		host, port, _ := net.SplitHostPort(cfg.Listen)
