@@ -685,7 +685,6 @@ func TestKernelI386Gate(t *testing.T) {
 	gates := map[string]kerneltest.I386Gate{"host": kerneltest.I386(t), "simulated-no-ia32": kerneltest.SimulatedNoIA32(t)}
 	for name, gate := range gates {
 		t.Run(name, func(t *testing.T) {
-			t.Log(gate)
 			for _, filter := range []bool{true, false} {
 				got := probeResults(t, gate, filter, envOnly+"=i386")
 				want := map[string]string{}
