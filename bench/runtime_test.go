@@ -17,6 +17,7 @@ import (
 	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
 	"github.com/cortexrt/cortex/internal/logs"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
 
 const firstLine = `import time
@@ -49,7 +50,7 @@ func BenchmarkColdStart(b *testing.B) {
 		b.Fatal(err)
 	}
 	bundleBytes := buf.Bytes()
-	python := "/usr/bin/python3.11"
+	python := runtimestest.Python(b).Path
 	runs := max(b.N, 30)
 	var cortex, plain []float64
 	ctx := context.Background()

@@ -27,6 +27,7 @@ import (
 	"github.com/cortexrt/cortex/internal/kerneltest"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/runtimes"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 	"github.com/cortexrt/cortex/internal/sandbox"
 	"github.com/cortexrt/cortex/internal/seccomp"
 	"github.com/cortexrt/cortex/internal/store"
@@ -49,7 +50,7 @@ const (
 // first line of a tiny Python program (its first statement records
 // time.time_ns()), for the same program started:
 //
-//   - plain-c: python3.11 -c <program>, as a reference;
+//   - plain-c: python3 -c <program> (the host's Python), as a reference;
 //   - plain:   the exact argv and environment Cortex runs (the bootstrap
 //     shim importing agent:main), without any sandbox;
 //   - bwrap:   bubblewrap with namespaces, mounts and the seccomp filter
@@ -68,7 +69,7 @@ const (
 func BenchmarkSandboxStart(b *testing.B) {
 	kerneltest.RequireRoot(b)
 	kerneltest.RequireFile(b, bwrapPath)
-	kerneltest.RequireFile(b, "/usr/bin/python3.11")
+	runtimestest.Python(b)
 	kerneltest.Require(b, "seccomp", seccomp.Probe)
 	kerneltest.Require(b, "landlock", func() error {
 		if sandbox.LandlockABI() < 1 {
@@ -225,7 +226,7 @@ func newSandboxBench(b *testing.B) *sandboxBench {
 		b.Fatal(err)
 	}
 	agent := manifest.ResolvedAgent{
-		Project: "bench", Name: "sandbox", Runtime: "python3.11", Entrypoint: "agent:main",
+		Project: "bench", Name: "sandbox", Runtime: runtimestest.Python(b).Runtime, Entrypoint: "agent:main",
 		Limits:        manifest.Limits{CPU: 1, Memory: mem, Pids: 512},
 		RestartPolicy: manifest.RestartNo,
 	}
@@ -368,7 +369,7 @@ func (sb *sandboxBench) buildBwrapArgs() ([]string, error) {
 	return args, nil
 }
 
-// runPlainC starts python3.11 -c with the program.
+// runPlainC starts the interpreter -c with the program.
 func (sb *sandboxBench) runPlainC() (wall, cpu float64) {
 	cmd := exec.Command(sb.spec.Argv[0], "-c", firstLine+"\nmain()\n")
 	return sb.runCmd("plain-c", cmd, nil)

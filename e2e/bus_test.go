@@ -24,6 +24,7 @@ import (
 	"github.com/cortexrt/cortex/internal/bus"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
 	"github.com/cortexrt/cortex/internal/logs"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
 
 // The bus end to end: sandboxed Python and Node agents under a real
@@ -32,7 +33,8 @@ import (
 // testdata/bus/<case>/.
 
 // busCase copies testdata/bus/<name> into a new project directory,
-// replacing {{KEY}} with vars[KEY] in every file.
+// replacing {{KEY}} with vars[KEY] in every file and naming the host's
+// runtimes in cortex.yaml (runtimestest.HostManifest).
 func busCase(t *testing.T, name string, vars map[string]string) string {
 	t.Helper()
 	src := filepath.Join("testdata", "bus", name)
@@ -55,6 +57,9 @@ func busCase(t *testing.T, name string, vars map[string]string) string {
 		}
 		for k, v := range vars {
 			data = bytes.ReplaceAll(data, []byte("{{"+k+"}}"), []byte(v))
+		}
+		if e.Name() == "cortex.yaml" {
+			data = runtimestest.HostManifest(t, data)
 		}
 		if i := bytes.Index(data, []byte("{{")); i >= 0 {
 			return fmt.Errorf("%s: placeholder without a value at byte %d", p, i)
@@ -446,7 +451,7 @@ func TestBusIdentity(t *testing.T) {
 			{"nobody with CAP_DAC_OVERRIDE", 65534, []uintptr{1 /* CAP_DAC_OVERRIDE */}, "error forbidden then closed"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				cmd := exec.Command("/usr/bin/python3.11", "-c", probeSocket, sock)
+				cmd := exec.Command(runtimestest.Python(t).Path, "-c", probeSocket, sock)
 				cmd.Dir = "/"
 				cmd.SysProcAttr = &syscall.SysProcAttr{
 					Credential:  &syscall.Credential{Uid: uint32(tc.uid), Gid: uint32(tc.uid)},

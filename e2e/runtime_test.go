@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
 	"github.com/cortexrt/cortex/internal/logs"
+	cmanifest "github.com/cortexrt/cortex/internal/manifest"
 )
 
 func manifest(project string, agents ...string) string {
@@ -51,6 +53,15 @@ func TestSwarmRunsAndStops(t *testing.T) {
 		if a.State != api.Stopped || a.Reason != "Exited" || a.ExitCode == nil || *a.ExitCode != 0 {
 			t.Errorf("%s: %s %s %v, want stopped Exited 0", a.Agent, a.State, a.Reason, a.ExitCode)
 		}
+	}
+	// The example asks for runtime ranges; inspect shows what was picked.
+	for ref, rng := range map[string]string{"research-swarm/researcher": "python>=3.10", "research-swarm/summarizer": "nodejs>=18"} {
+		in := inspect(t, d, ref)
+		cands, _ := cmanifest.RuntimeCandidates(rng)
+		if in.Spec.RuntimeRange != rng || !slices.Contains(cands, in.Spec.Runtime) {
+			t.Errorf("%s: runtime %q from range %q, want a runtime of %s", ref, in.Spec.Runtime, in.Spec.RuntimeRange, rng)
+		}
+		t.Logf("%s: %s picked for %s", ref, in.Spec.Runtime, rng)
 	}
 }
 
@@ -90,6 +101,15 @@ def main():
 	}
 	if dirs := d.CgroupDirs(); len(dirs) != 0 {
 		t.Errorf("cgroup not removed after OOM: %v", dirs)
+	}
+	// inspect says what the memory was made of at the kill.
+	o := in.LastOOM
+	if o == nil {
+		t.Fatalf("inspect has no last_oom after an OOM kill")
+	}
+	t.Logf("last_oom: %+v", *o)
+	if o.Limit != 64<<20 || (o.Peak != 0 && (o.Peak < 48<<20 || o.Peak > 66<<20)) || o.Shmem > o.File {
+		t.Errorf("last_oom = %+v, want limit 64Mi and a peak near it", *o)
 	}
 }
 

@@ -1,16 +1,42 @@
 #!/usr/bin/env bash
-# Installs what building and testing Cortex needs on a Debian machine:
-# libseccomp-dev (cgo, the agent syscall filter), redis-server (cross-node
-# bus tests), bubblewrap (the sandbox start-up benchmark compares against
-# bwrap), iproute2 and nftables (debugging; the code itself talks netlink),
-# passwd (useradd/groupadd: e2e tests drive the CLI as a real non-root
-# user), then downloads the Go modules. Idempotent: installs only what is missing.
+# Installs what building, running and testing Cortex needs on Debian 12,
+# Debian 13 and Ubuntu 24.04 (named by /etc/os-release): libseccomp-dev
+# (cgo, the agent syscall filter), redis-server (cross-node bus tests),
+# bubblewrap (the sandbox start-up benchmark compares against bwrap),
+# iproute2 and nftables (debugging; the code itself talks netlink), a
+# Python 3 and Node.js for the agents (each release's own: Debian 12
+# python3.11 + nodejs 18, Debian 13 python3.13 + nodejs 20, Ubuntu 24.04
+# python3.12 + nodejs 18; the examples and tests pick whatever runtime
+# the host has), passwd (useradd/groupadd: e2e tests drive the CLI as a
+# real non-root user), then downloads the Go modules. Idempotent: installs only
+# what is missing. DEPS_DRY_RUN=1 prints the plan and installs nothing;
+# DEPS_OS_RELEASE names another os-release file (to check the plan).
 set -euo pipefail
 
+. "${DEPS_OS_RELEASE:-/etc/os-release}" 2>/dev/null || { ID=unknown; VERSION_ID=; }
+case "${ID}:${VERSION_ID:-}" in
+  debian:12) python=python3.11 ;;
+  debian:13) python=python3.13 ;;
+  ubuntu:24.04) python=python3.12 ;;
+  *)
+    echo "deps: ${PRETTY_NAME:-this system} is not one Cortex is tested on (Debian 12, Debian 13, Ubuntu 24.04); trying the Debian package names" >&2
+    python=python3
+    ;;
+esac
+
 need=()
-for pkg in libseccomp-dev redis-server bubblewrap iproute2 nftables pkg-config gcc passwd; do
+want=(libseccomp-dev redis-server bubblewrap iproute2 nftables pkg-config gcc passwd)
+# An interpreter already on the machine (Node from NodeSource, a pyenv
+# Python) is enough; the runtime registry finds it.
+command -v node >/dev/null 2>&1 || want+=(nodejs)
+command -v "$python" >/dev/null 2>&1 || want+=("$python")
+for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
+if [[ "${DEPS_DRY_RUN:-}" == 1 ]]; then
+  echo "deps: ${PRETTY_NAME:-unknown}: would install: ${need[*]:-(nothing)}"
+  exit 0
+fi
 if ((${#need[@]})); then
   echo "deps: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

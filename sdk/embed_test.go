@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/internal/runtimes"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
 
 // TestEmbedsEverySDKFile: every source file of the SDK trees on disk is
@@ -60,17 +61,18 @@ func TestWriteToImports(t *testing.T) {
 		t.Fatalf("bus.py: %v %v", st, err)
 	}
 	for _, tc := range []struct {
-		name, bin, env string
-		args           []string
+		name string
+		bin  func(testing.TB) runtimes.Interpreter
+		env  string
+		args []string
 	}{
-		{"python3.11", "/usr/bin/python3.11", "PYTHONPATH=" + PythonPath(dir),
+		{"python", runtimestest.Python, "PYTHONPATH=" + PythonPath(dir),
 			[]string{"-c", "import cortex, cortex.log; from cortex.bus import publish, subscribe, publish_async, subscribe_async; print('ok')"}},
-		{"node", "/usr/bin/node", "NODE_PATH=" + NodePath(dir),
+		{"node", runtimestest.Node, "NODE_PATH=" + NodePath(dir),
 			[]string{"-e", "const {publish, subscribe} = require('cortex/bus'); require('cortex/log'); require('cortex'); console.log('ok')"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			kerneltest.RequireFile(t, tc.bin)
-			cmd := exec.Command(tc.bin, tc.args...)
+			cmd := exec.Command(tc.bin(t).Path, tc.args...)
 			cmd.Env = append(os.Environ(), tc.env, "PYTHONDONTWRITEBYTECODE=1")
 			out, err := cmd.CombinedOutput()
 			if err != nil || strings.TrimSpace(string(out)) != "ok" {

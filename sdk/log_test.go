@@ -10,7 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/internal/runtimes"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
 
 // TestStructuredLogs: cortex.log (Python) and cortex/log (Node) write one
@@ -46,15 +47,16 @@ log.debug("weird", { big: 10n, o });
 		{"level": "debug", "msg": "weird"},
 	}
 	for _, tc := range []struct {
-		name, bin, env string
-		args           []string
+		name string
+		bin  func(testing.TB) runtimes.Interpreter
+		env  string
+		args []string
 	}{
-		{"python", "/usr/bin/python3.11", "PYTHONPATH=python", []string{"-c", py}},
-		{"node", "/usr/bin/node", "NODE_PATH=node", []string{"-e", node}},
+		{"python", runtimestest.Python, "PYTHONPATH=python", []string{"-c", py}},
+		{"node", runtimestest.Node, "NODE_PATH=node", []string{"-e", node}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			kerneltest.RequireFile(t, tc.bin)
-			cmd := exec.Command(tc.bin, tc.args...)
+			cmd := exec.Command(tc.bin(t).Path, tc.args...)
 			cmd.Env = append(os.Environ(), tc.env, "PYTHONDONTWRITEBYTECODE=1")
 			out, err := cmd.Output()
 			if err != nil {

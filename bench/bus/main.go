@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"os"
@@ -40,6 +41,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/bus"
 	"github.com/cortexrt/cortex/internal/bus/bustest"
+	"github.com/cortexrt/cortex/internal/runtimes"
 )
 
 type result struct {
@@ -214,9 +216,9 @@ func (e benchEnv) sdk(lang string) func(string, int, float64) result {
 		var bin, script, pathEnv string
 		switch lang {
 		case "python":
-			bin, script, pathEnv = bustest.PythonPath, "internal/bus/testdata/py/agent.py", "PYTHONPATH="+filepath.Join(*root, "sdk", "python")
+			bin, script, pathEnv = interpreter("python>=3.10"), "internal/bus/testdata/py/agent.py", "PYTHONPATH="+filepath.Join(*root, "sdk", "python")
 		default:
-			bin, script, pathEnv = bustest.NodePath, "internal/bus/testdata/node/agent.js", "NODE_PATH="+filepath.Join(*root, "sdk", "node")
+			bin, script, pathEnv = interpreter("nodejs>=18"), "internal/bus/testdata/node/agent.js", "NODE_PATH="+filepath.Join(*root, "sdk", "node")
 		}
 		script = filepath.Join(*root, script)
 		cmd := func(sock string, args ...string) *exec.Cmd {
@@ -464,4 +466,14 @@ func startRedis(dir string) (*redisProc, error) {
 func (p *redisProc) stop() {
 	_ = p.cmd.Process.Kill()
 	_ = p.cmd.Wait()
+}
+
+// interpreter finds the newest interpreter of a runtime range as the
+// daemon would (internal/runtimes), or exits.
+func interpreter(rng string) string {
+	ip, err := runtimes.NewRegistry(nil).Lookup(rng)
+	if err != nil {
+		log.Fatalf("%s: %v", rng, err)
+	}
+	return ip.Path
 }

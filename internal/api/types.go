@@ -63,6 +63,27 @@ type Inspection struct {
 	History       []HistoryEvent         `json:"history"`
 	Logs          logs.AgentStats        `json:"logs"`
 	Egress        any                    `json:"egress,omitempty"`
+	// LastOOM is the agent's memory when its latest OOM kill was
+	// classified (since this daemon started).
+	LastOOM *OOMReport `json:"last_oom,omitempty"`
+}
+
+// OOMReport is an agent's cgroup memory right after an OOM kill, read
+// before the cgroup is removed: Peak is the high-water mark that hit the
+// ceiling; the rest is what was still charged once the kernel had killed
+// the victim (its anonymous memory is freed by then; tmpfs, page cache and
+// kernel memory are not). Bytes.
+type OOMReport struct {
+	Run    int       `json:"run"`
+	Time   time.Time `json:"time"`
+	Limit  uint64    `json:"limit"`
+	Peak   uint64    `json:"peak"`
+	Usage  uint64    `json:"usage"`
+	Anon   uint64    `json:"anon"`
+	File   uint64    `json:"file"`
+	Shmem  uint64    `json:"shmem"`
+	Kernel uint64    `json:"kernel"`
+	Sock   uint64    `json:"sock"`
 }
 
 // Wall is one confinement layer and whether it is up for an agent.

@@ -245,3 +245,22 @@ func TestDurableHeldMessagesKeptAlive(t *testing.T) {
 		t.Errorf("after the holder left got %+v, want seq %d redelivered", m2, m.Seq)
 	}
 }
+
+// TestDurableReservationsDoNotRefuse: JetStream reserves each durable
+// channel's durable_max_bytes of disk; channels whose reservations add up
+// to far more than any disk holds are still created (a small disk used
+// to refuse the first 1 GiB channel), and carry messages.
+func TestDurableReservationsDoNotRefuse(t *testing.T) {
+	s := newServer(t, Config{DurableMaxBytes: 1 << 50}, "")
+	dir := sockDir(t)
+	var chans []string
+	for i := range 4 {
+		chans = append(chans, fmt.Sprintf("dur%d", i))
+	}
+	attach(t, s, dir, "p", "a", Policy{Durable: chans})
+	for _, ch := range chans {
+		if err := s.Publish(context.Background(), "p", ch, []byte(`{"n":1}`)); err != nil {
+			t.Fatalf("publish on %s: %v", ch, err)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/bus/bustest"
 	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 	"github.com/cortexrt/cortex/sdk"
 )
 
@@ -146,7 +147,7 @@ func TestSocketOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(uid uint32) []string {
-		p := bustest.PythonWith(t, bustest.PythonPath, filepath.Join(pub, "agent.py"), []string{"try-pub", "ch"},
+		p := bustest.PythonWith(t, runtimestest.Python(t).Path, filepath.Join(pub, "agent.py"), []string{"try-pub", "ch"},
 			bustest.Options{Env: []string{"CORTEX_BUS=" + path, "PYTHONPATH=" + sdk.PythonPath(pub)}, Dir: pub,
 				Cred: &syscall.Credential{Uid: uid, Gid: uid}})
 		if exited, _ := p.Wait(wait); !exited {

@@ -120,6 +120,10 @@ func TestNodeReconnect(t *testing.T) {
 		}
 	}
 	s.Close()
+	// The subscriber says once on stderr that it lost the bus.
+	if !waitStderr(live, "cannot reach the bus") {
+		t.Fatalf("the Node subscriber did not report the lost bus: %q", live.Stderr())
+	}
 	s = open()
 	// The durable message published while the subscriber reconnects is
 	// stored; the live one needs the subscriber back first.

@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,20 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cortexrt/cortex/internal/bus/bustest"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
+
+// waitStderr waits until p has written want to stderr.
+func waitStderr(p *bustest.Proc, want string) bool {
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.Stderr(), want) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
 
 // TestSeedSnippet runs the product's seed code unchanged: agent A publishes
 // with the Python SDK, agent B (another process) prints the score.
@@ -164,7 +176,11 @@ func TestPythonReconnect(t *testing.T) {
 	}
 
 	s1.Close()
-	time.Sleep(300 * time.Millisecond) // the subscriber is now retrying
+	// The subscriber says once on stderr that it cannot reach the bus and
+	// keeps retrying: restart the server only then.
+	if !waitStderr(sub, "cannot reach the bus") {
+		t.Fatalf("the subscriber did not report the lost bus: %q", sub.Stderr())
+	}
 	s2, err := New(context.Background(), Config{}, store, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -184,18 +200,17 @@ func TestPythonReconnect(t *testing.T) {
 	}
 }
 
-// TestPythonVersions runs the SDK (sync and asyncio) under every Python the
-// product supports that this machine has (pyenv builds besides 3.11).
+// TestPythonVersions runs the SDK (sync and asyncio) under every Python
+// runtime the product supports that this machine has, found as the daemon
+// finds interpreters (at least one; CI fails without any).
 func TestPythonVersions(t *testing.T) {
 	s := newServer(t, Config{}, "")
 	dir := sockDir(t)
 	sock := attach(t, s, dir, "p", "v", Policy{Durable: []string{"dur"}})
-	for _, v := range []string{"3.10.13", "3.11.7", "3.12.1"} {
-		interp := "/root/.pyenv/versions/" + v + "/bin/python3"
-		t.Run(v, func(t *testing.T) {
-			if _, err := os.Stat(interp); err != nil {
-				t.Skipf("python %s not installed: %v", v, err)
-			}
+	for _, ip := range runtimestest.Pythons(t) {
+		interp, v := ip.Path, ip.Version
+		t.Run(ip.Runtime, func(t *testing.T) {
+			t.Logf("%s: %s (%s)", ip.Runtime, interp, v)
 			for _, mode := range []string{"sync", "async"} {
 				ch := "v" + strings.ReplaceAll(v, ".", "_") + "-" + mode
 				args := []string{"sub", ch}

@@ -112,6 +112,10 @@ type counters struct {
 	subscribers                   atomic.Int64
 }
 
+// jsMaxStore is JetStream's store limit: large enough that reservations
+// never refuse a durable channel (see New).
+const jsMaxStore = 1 << 60
+
 // New starts the embedded NATS server with JetStream stored under
 // storeDir (created if missing) and connects to it in-process. ctx bounds
 // start-up only. Close releases everything.
@@ -139,8 +143,17 @@ func New(ctx context.Context, cfg Config, storeDir string, logger *slog.Logger) 
 		DontListen: true,
 		JetStream:  true,
 		StoreDir:   storeDir,
-		MaxPayload: int32(cfg.MaxPayload + lineOverhead),
-		NoSigs:     true,
+		// JetStream reserves each stream's MaxBytes (durable_max_bytes,
+		// 1 GiB by default) against a store limit of 75% of the disk that
+		// is free at start: on a small disk, or with enough durable
+		// channels, creating one failed ("insufficient storage
+		// resources") and the agents declaring it could not start. Each
+		// channel is bounded by its own MaxBytes (oldest dropped); the
+		// disk bounds the sum, and a full disk fails the publish that
+		// meets it.
+		JetStreamMaxStore: jsMaxStore,
+		MaxPayload:        int32(cfg.MaxPayload + lineOverhead),
+		NoSigs:            true,
 	}
 	if cfg.Listen != "" {
 		host, port, _ := net.SplitHostPort(cfg.Listen)

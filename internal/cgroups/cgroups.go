@@ -67,6 +67,20 @@ type Stats struct {
 	OOMKills    uint64 // tasks the kernel OOM-killed because of the group's ceiling
 }
 
+// MemoryStat is what a group's memory is made of (memory.stat), in bytes.
+// v2 charges all of it to memory.max; v1 charges Anon, File (with Shmem)
+// and Kernel to memory.limit_in_bytes and Sock (TCP buffers) to a counter
+// of its own, memory.kmem.tcp, capped at the same value by Create.
+type MemoryStat struct {
+	Usage  uint64 `json:"usage"`  // charged now
+	Peak   uint64 `json:"peak"`   // highest usage seen; 0 where the kernel does not track it
+	Anon   uint64 `json:"anon"`   // anonymous memory (heaps, stacks)
+	File   uint64 `json:"file"`   // page cache, tmpfs included
+	Shmem  uint64 `json:"shmem"`  // tmpfs and shared memory (part of File)
+	Kernel uint64 `json:"kernel"` // kernel memory: slab, stacks, page tables
+	Sock   uint64 `json:"sock"`   // socket buffers (v1: TCP only)
+}
+
 // Manager creates and finds the cgroups of one daemon under a parent named
 // by the caller ("cortex", or "cortex-<hash>" so several daemons with
 // different CORTEX_ROOTs can run side by side). A Manager only ever sees
@@ -96,6 +110,13 @@ type Manager interface {
 	// under the parent, sorted, for orphan cleanup after a daemon crash.
 	// An absent parent is an empty list.
 	List() ([]string, error)
+	// RemoveParent removes the Manager's parent directory from every
+	// hierarchy when no group (no directory at all) is left under it, so
+	// a stopped daemon leaves no empty "cortex-<hash>" behind. It fails
+	// with FailedPrecondition, removing nothing, while any group remains:
+	// agents that outlive a daemon stop keep their groups for the next
+	// daemon. An absent parent is removed already.
+	RemoveParent() error
 }
 
 // Group is one cgroup. Its methods fail with NotFound once the group is
@@ -126,6 +147,9 @@ type Group interface {
 	// memory.events "oom_kill"). The supervisor reads it after the main
 	// process died of SIGKILL to tell an OOM kill from any other.
 	OOMKills() (uint64, error)
+	// MemoryStat reads what the group's memory is made of now (after an
+	// OOM kill: what is still charged, with Peak the high-water mark).
+	MemoryStat() (MemoryStat, error)
 	// Kill sends SIGKILL to every process in the group and returns once
 	// the group is empty (Unavailable if it is not within a few seconds).
 	// v2 uses cgroup.kill where the kernel has it; otherwise the group is

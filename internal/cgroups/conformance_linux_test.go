@@ -93,6 +93,44 @@ func conformance(t *testing.T, d driver) {
 		}
 	}
 
+	// RemoveParent removes an empty parent from every hierarchy and
+	// refuses, removing nothing, while a group (a live agent's, say) is
+	// left under it.
+	t.Run("RemoveParent", func(t *testing.T) {
+		m := d.newManager(t, randomParent(t))
+		g, err := m.Create("proj/a", Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := startHelper(t, "sleep", "")
+		if err := g.AddProc(p.pid()); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.RemoveParent(); !errdefs.IsFailedPrecondition(err) {
+			t.Errorf("RemoveParent with a live group = %v, want FailedPrecondition", err)
+		}
+		for _, dir := range append(groupDirs(t, m, "."), groupDirs(t, m, "proj/a")...) {
+			if _, err := os.Stat(dir); err != nil {
+				t.Errorf("after a refused RemoveParent: %v", err)
+			}
+		}
+		assertMember(t, m, "proj/a", p.pid())
+		if err := g.Delete(); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.RemoveParent(); err != nil {
+			t.Fatalf("RemoveParent of an empty parent: %v", err)
+		}
+		for _, dir := range groupDirs(t, m, ".") {
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("parent %s still there: %v", dir, err)
+			}
+		}
+		if err := m.RemoveParent(); err != nil {
+			t.Errorf("RemoveParent of an absent parent: %v", err)
+		}
+	})
+
 	t.Run("Lifecycle", func(t *testing.T) {
 		m := d.newManager(t, randomParent(t))
 		a, err := m.Create("proj/a", Limits{})
@@ -515,10 +553,51 @@ func conformance(t *testing.T, d driver) {
 		if s.MemoryPeak > limit+1<<20 || (s.MemoryPeak != 0 && s.MemoryPeak < limit/2) {
 			t.Errorf("Stats.MemoryPeak = %d; want about %d", s.MemoryPeak, limit)
 		}
+		// What the supervisor reports after an OOM kill: the peak, and what
+		// stays charged once the victim's anonymous memory is gone.
+		ms, err := g.MemoryStat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("memory.stat after the OOM kill: %+v", ms)
+		if (ms.Peak != 0 && ms.Peak < limit/2) || ms.Anon > limit || ms.Shmem > ms.File {
+			t.Errorf("MemoryStat after the kill = %+v (limit %d)", ms, limit)
+		}
 		if err := g.Delete(); err != nil {
 			t.Fatal(err)
 		}
 		assertGone(t, m, "p/a")
+	})
+
+	// MemoryStat sees a live process's anonymous memory and a tmpfs-like
+	// charge; on v1 the TCP buffer counter has the memory ceiling.
+	t.Run("MemoryStat", func(t *testing.T) {
+		needLimits(t)
+		m := d.newManager(t, randomParent(t))
+		const limit = 128 << 20
+		g, err := m.Create("p/a", Limits{Memory: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v1, ok := g.(*v1Group); ok {
+			tcp := filepath.Join(v1.m.hiers[0].dir(v1.rel), "memory.kmem.tcp.limit_in_bytes")
+			if _, err := os.Stat(tcp); err == nil {
+				if got, err := readInt(tcp); err != nil || got != limit {
+					t.Errorf("%s = %d, %v; want %d (TCP buffers under the same ceiling)", tcp, got, err, limit)
+				}
+			}
+		}
+		p := startHelper(t, "alloc-hold", strconv.Itoa(32<<20))
+		if err := g.AddProc(p.pid()); err != nil {
+			t.Fatal(err)
+		}
+		p.release(t)
+		eventually(t, 10*time.Second, "32Mi of anonymous memory in memory.stat", func() bool {
+			ms, err := g.MemoryStat()
+			return err == nil && ms.Anon >= 30<<20 && ms.Usage >= ms.Anon && (ms.Peak == 0 || ms.Peak >= ms.Usage)
+		})
+		ms, _ := g.MemoryStat()
+		t.Logf("memory.stat with 32Mi touched: %+v", ms)
 	})
 
 	t.Run("CPUQuota", func(t *testing.T) {

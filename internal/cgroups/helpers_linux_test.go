@@ -10,14 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
 
 // The test binary doubles as the helper process the suite puts in
@@ -46,6 +45,14 @@ func helperMain(mode, arg string) {
 		}
 		fmt.Println("survived", len(b))
 		os.Exit(0)
+	case "alloc-hold": // touch arg bytes, then wait to be killed
+		n, _ := strconv.Atoi(arg)
+		b := make([]byte, n)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		fmt.Println("holding", len(b))
+		select {}
 	case "spin": // keep every CPU busy
 		for i := 0; i < runtime.NumCPU(); i++ {
 			go func() {
@@ -242,17 +249,7 @@ func readInt(path string) (int64, error) {
 	return strconv.ParseInt(s, 10, 64)
 }
 
-// python returns a real python3 interpreter (not a pyenv shim, which
-// forks and would spend the pids budget).
-func python(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/python3", "/usr/bin/python3.11", "/usr/local/bin/python3"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		kerneltest.Missing(t, "python3 for the fork counter: "+err.Error())
-	}
-	return filepath.Clean(p)
-}
+// python returns a real Python interpreter (an ELF, not a pyenv shim,
+// which forks and would spend the pids budget), found as the daemon finds
+// one.
+func python(t *testing.T) string { return runtimestest.Python(t).Path }

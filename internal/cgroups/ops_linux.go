@@ -331,3 +331,48 @@ func normLimit(v uint64) uint64 {
 	}
 	return v
 }
+
+// removeParent removes point/parentRel in every hierarchy if none of them
+// holds a directory below it (see Manager.RemoveParent).
+func removeParent(points []string, parentRel string) error {
+	for _, p := range points {
+		names, err := listDirs(p, parentRel)
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 {
+			return errdefs.New(errdefs.FailedPrecondition, "cgroup parent %s still holds %s", filepath.Join(p, parentRel), strings.Join(names, ", "))
+		}
+	}
+	var errs []error
+	for _, p := range points {
+		if err := unix.Rmdir(filepath.Join(p, parentRel)); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("remove cgroup parent %s: %w", filepath.Join(p, parentRel), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readFlat reads keys of a flat-keyed file ("key value" lines); missing
+// keys read 0.
+func readFlat(file string, keys ...string) (map[string]uint64, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	for _, k := range keys {
+		out[k], _ = parseFlatKeyed(string(data), k)
+	}
+	return out, nil
+}
+
+// readUint reads a file holding one number; 0 if it is absent.
+func readUint(file string) uint64 {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return v
+}

@@ -121,7 +121,11 @@ func (m *v1Manager) resources(l Limits) *specs.LinuxResources {
 	r := &specs.LinuxResources{}
 	if l.Memory > 0 {
 		mem := l.Memory
-		r.Memory = &specs.LinuxMemory{Limit: &mem}
+		// TCP socket buffers are charged to memory.max on v2; v1 keeps
+		// them in a counter of their own, unlimited unless set: the same
+		// ceiling there bounds them too.
+		tcp := mem
+		r.Memory = &specs.LinuxMemory{Limit: &mem, KernelTCP: &tcp}
 		if m.memsw {
 			r.Memory.Swap = &mem
 		} else {
@@ -201,6 +205,16 @@ func (m *v1Manager) List() ([]string, error) {
 		all = append(all, names...)
 	}
 	return leaves(all), nil
+}
+
+func (m *v1Manager) RemoveParent() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	points := make([]string, 0, len(m.dirs))
+	for _, h := range m.dirs {
+		points = append(points, h.point)
+	}
+	return removeParent(points, groupRel(m.parent, ""))
 }
 
 // removeLocked removes rel from every hierarchy and prunes empty
@@ -384,6 +398,21 @@ func (g *v1Group) OOMKills() (uint64, error) {
 		return 0, errdefs.New(errdefs.Unsupported, "cgroup %s: memory.oom_control has no oom_kill counter (needs Linux 4.13)", g.name)
 	}
 	return n, nil
+}
+
+func (g *v1Group) MemoryStat() (MemoryStat, error) {
+	h := g.m.hiers[0] // memory
+	dir := h.dir(g.rel)
+	st, err := readFlat(filepath.Join(dir, "memory.stat"), "total_rss", "total_cache", "total_shmem")
+	if err != nil {
+		return MemoryStat{}, notFound(err, "read memory.stat of cgroup "+g.name)
+	}
+	return MemoryStat{
+		Usage: readUint(filepath.Join(dir, "memory.usage_in_bytes")), Peak: readUint(filepath.Join(dir, "memory.max_usage_in_bytes")),
+		Anon: st["total_rss"], File: st["total_cache"], Shmem: st["total_shmem"],
+		Kernel: readUint(filepath.Join(dir, "memory.kmem.usage_in_bytes")),
+		Sock:   readUint(filepath.Join(dir, "memory.kmem.tcp.usage_in_bytes")),
+	}, nil
 }
 
 func (g *v1Group) killer() killer {

@@ -156,6 +156,12 @@ func (m *v2Manager) List() ([]string, error) {
 	return leaves(names), nil
 }
 
+func (m *v2Manager) RemoveParent() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return removeParent([]string{m.mount}, groupRel(m.parent, ""))
+}
+
 // removeLocked removes rel and prunes empty intermediate directories.
 // m.mu must be held.
 func (m *v2Manager) removeLocked(rel string) error {
@@ -305,6 +311,21 @@ func (g *v2Group) OOMKills() (uint64, error) {
 		return 0, errdefs.New(errdefs.NotFound, "read OOM kills of cgroup %s: no memory.events", g.name)
 	}
 	return mt.MemoryEvents.OomKill, nil
+}
+
+func (g *v2Group) MemoryStat() (MemoryStat, error) {
+	st, err := readFlat(g.file("memory.stat"), "anon", "file", "shmem", "kernel", "kernel_stack", "slab", "pagetables", "sock")
+	if err != nil {
+		return MemoryStat{}, notFound(err, "read memory.stat of cgroup "+g.name)
+	}
+	kernel := st["kernel"]
+	if kernel == 0 { // before Linux 5.18
+		kernel = st["kernel_stack"] + st["slab"] + st["pagetables"]
+	}
+	return MemoryStat{
+		Usage: readUint(g.file("memory.current")), Peak: readUint(g.file("memory.peak")),
+		Anon: st["anon"], File: st["file"], Shmem: st["shmem"], Kernel: kernel, Sock: st["sock"],
+	}, nil
 }
 
 func (g *v2Group) Kill() error {

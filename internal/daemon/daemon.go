@@ -233,6 +233,13 @@ func (d *Daemon) Close() {
 		d.llmSvc.close()
 	}
 	d.bg.Wait()
+	// The cgroup parent goes once no agent's group is left in it (agents
+	// still running keep theirs, and the parent, for the next daemon).
+	if d.cgroups != nil {
+		if err := d.cgroups.RemoveParent(); err != nil && !errdefs.IsFailedPrecondition(err) && d.log != nil {
+			d.log.Warn("remove the cgroup parent", "err", err)
+		}
+	}
 	if d.egressGW != nil {
 		_ = d.egressGW.Close()
 	}

@@ -104,6 +104,9 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 		return api.RunResponse{}, errdefs.Wrap(errdefs.InvalidArgument, err)
 	}
 	agents := m.Resolve(d.defs)
+	if err := d.pinRuntimes(agents); err != nil {
+		return api.RunResponse{}, err
+	}
 	if d.bus != nil {
 		if err := d.bus.SetBroker(ctx, m.Project, m.GlobalCapabilities.BusBroker); err != nil {
 			return api.RunResponse{}, fmt.Errorf("bus.broker: %w", err)

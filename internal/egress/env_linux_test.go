@@ -33,8 +33,6 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	python = "/usr/bin/python3.11"
-	node   = "/usr/bin/node"
 	// waitLong bounds every wait for something that must happen; a refusal
 	// that takes this long is a hang, not a refusal.
 	waitLong = 15 * time.Second

@@ -22,6 +22,7 @@ import (
 	"github.com/cortexrt/cortex/internal/egress/egresstest"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/nftables"
@@ -63,6 +64,7 @@ func TestTransparentGoClient(t *testing.T) {
 // through the HTTP proxy from Attachment.Env.
 func TestAgentRuntimes(t *testing.T) {
 	requireKernel(t)
+	python, node := runtimestest.Python(t).Path, runtimestest.Node(t).Path
 	py := `import sys, urllib.request
 try:
     print(urllib.request.urlopen(sys.argv[1], timeout=20).read().decode())
@@ -644,6 +646,7 @@ func TestUDPRefused(t *testing.T) {
 
 func TestEmptyPolicyNoEgress(t *testing.T) {
 	e := newEnv(t, nil)
+	python := runtimestest.Python(t).Path
 	if _, err := e.lookup("api.allowed.test"); err == nil {
 		t.Error("an empty policy resolved api.allowed.test")
 	}

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -18,8 +19,52 @@ const (
 	RestartAlways    RestartPolicy = "always"
 )
 
-// Runtimes lists the runtime names a manifest may use.
-var Runtimes = []string{"python3.10", "python3.11", "python3.12", "nodejs18", "nodejs20"}
+// Runtimes lists the runtime names a manifest may use, oldest first
+// within each language.
+var Runtimes = []string{"python3.10", "python3.11", "python3.12", "python3.13", "nodejs18", "nodejs20", "nodejs22"}
+
+// RuntimeRangeOp separates a language from its lowest version in a
+// runtime range: "python>=3.11" is any known Python from 3.11 up,
+// "nodejs>=20" any known Node from 20 up. The daemon picks the newest
+// one installed when the project starts (and keeps it for every run).
+const RuntimeRangeOp = ">="
+
+// RuntimeCandidates returns what runtime may run as: itself for a runtime
+// name, the known runtimes of the range newest first for a range whose
+// lowest version is a known runtime ("python>=3.11"); ok is false for
+// anything else (unknown names, "python>=3.9", "python>3.11", spaces).
+func RuntimeCandidates(runtime string) (cands []string, ok bool) {
+	if slices.Contains(Runtimes, runtime) {
+		return []string{runtime}, true
+	}
+	lang, floor, found := strings.Cut(runtime, RuntimeRangeOp)
+	if !found || (lang != "python" && lang != "nodejs") {
+		return nil, false
+	}
+	lowest := slices.Index(Runtimes, lang+floor)
+	if lowest < 0 {
+		return nil, false
+	}
+	for i := len(Runtimes) - 1; i >= lowest; i-- {
+		if strings.HasPrefix(Runtimes[i], lang) {
+			cands = append(cands, Runtimes[i])
+		}
+	}
+	return cands, true
+}
+
+// IsRuntimeRange reports whether runtime is a valid range ("python>=3.11").
+func IsRuntimeRange(runtime string) bool {
+	_, ok := RuntimeCandidates(runtime)
+	return ok && strings.Contains(runtime, RuntimeRangeOp)
+}
+
+// ValidRuntime reports whether a manifest may name runtime: a runtime
+// name or a range.
+func ValidRuntime(runtime string) bool {
+	_, ok := RuntimeCandidates(runtime)
+	return ok
+}
 
 // IsPython reports whether runtime is one of the python runtimes.
 func IsPython(runtime string) bool { return strings.HasPrefix(runtime, "python") }
@@ -172,10 +217,13 @@ type DaemonDefaults struct {
 
 // ResolvedAgent is an agent with every field decided.
 type ResolvedAgent struct {
-	Project       string        `json:"project"`
-	Name          string        `json:"name"`
-	Description   string        `json:"description,omitempty"`
-	Runtime       string        `json:"runtime"`
+	Project     string `json:"project"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Runtime     string `json:"runtime"`
+	// RuntimeRange is the range the manifest asked for ("python>=3.11")
+	// when the daemon picked Runtime from it; empty for a runtime name.
+	RuntimeRange  string        `json:"runtime_range,omitempty"`
 	Entrypoint    string        `json:"entrypoint"`
 	Limits        Limits        `json:"limits"`
 	RestartPolicy RestartPolicy `json:"restart_policy"`

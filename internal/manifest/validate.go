@@ -165,10 +165,21 @@ func toLabel(s string) string {
 }
 
 func (v *validator) runtime(field, rt string) bool {
-	if slices.Contains(Runtimes, rt) {
+	if ValidRuntime(rt) {
 		return true
 	}
-	v.add(field, fmt.Sprintf("%q is not a runtime", rt), strictyaml.DidYouMean(rt, Runtimes, "use one of "+strings.Join(Runtimes, ", ")))
+	if lang, floor, ok := strings.Cut(rt, RuntimeRangeOp); ok && (lang == "python" || lang == "nodejs") {
+		var known []string
+		for _, r := range Runtimes {
+			if strings.HasPrefix(r, lang) {
+				known = append(known, strings.TrimPrefix(r, lang))
+			}
+		}
+		v.add(field, fmt.Sprintf("%q: %s is not a known %s version", rt, floor, lang),
+			fmt.Sprintf("start the range at one of %s, e.g. %s>=%s", strings.Join(known, ", "), lang, known[0]))
+		return false
+	}
+	v.add(field, fmt.Sprintf("%q is not a runtime", rt), strictyaml.DidYouMean(rt, Runtimes, "use one of "+strings.Join(Runtimes, ", ")+", or a range such as python>=3.11 (the newest installed Python from 3.11 up)"))
 	return false
 }
 
@@ -202,10 +213,10 @@ func (v *validator) agent(i int, first map[string]int) {
 		valid = v.runtime(rtField, a.Runtime)
 	case m.Defaults.Runtime != "":
 		rt, rtField = m.Defaults.Runtime, "defaults.runtime"
-		valid = slices.Contains(Runtimes, rt) // reported once, in defaults()
+		valid = ValidRuntime(rt) // reported once, in defaults()
 	default:
 		rt, rtField = v.opts.DefaultRuntime, f
-		valid = rt != "" && slices.Contains(Runtimes, rt)
+		valid = rt != "" && ValidRuntime(rt)
 	}
 	if valid && v.opts.RuntimeAvailable != nil && !v.asked[rtField] {
 		v.asked[rtField] = true

@@ -53,8 +53,13 @@ func NewRegistry(overrides map[string]string) *Registry {
 	return &Registry{overrides: overrides, cache: map[string]result{}}
 }
 
-// Lookup finds the interpreter for runtime.
+// Lookup finds the interpreter for runtime. For a range ("python>=3.11")
+// it is the newest runtime of the range the host has, and the returned
+// Interpreter's Runtime names it.
 func (r *Registry) Lookup(runtime string) (Interpreter, error) {
+	if manifest.IsRuntimeRange(runtime) {
+		return r.lookupRange(runtime)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if res, ok := r.cache[runtime]; ok {
@@ -63,6 +68,20 @@ func (r *Registry) Lookup(runtime string) (Interpreter, error) {
 	ip, err := r.discover(runtime)
 	r.cache[runtime] = result{ip, err}
 	return ip, err
+}
+
+func (r *Registry) lookupRange(rng string) (Interpreter, error) {
+	cands, _ := manifest.RuntimeCandidates(rng)
+	var errs []string
+	for _, c := range cands {
+		ip, err := r.Lookup(c)
+		if err == nil {
+			return ip, nil
+		}
+		errs = append(errs, err.Error())
+	}
+	return Interpreter{}, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "no interpreter for %s: %s", rng, strings.Join(errs, "; ")),
+		fmt.Sprintf("install one of %s, or set runtimes.<name>: /path/to/interpreter in /etc/cortex/config.yaml", strings.Join(cands, ", ")))
 }
 
 // Available reports whether runtime has an interpreter, as a validation

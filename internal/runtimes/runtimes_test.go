@@ -9,16 +9,69 @@ import (
 
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/internal/manifest"
 )
 
-func TestLookupPython311(t *testing.T) {
-	r := NewRegistry(nil)
-	ip, err := r.Lookup("python3.11")
-	if err != nil {
-		kerneltest.Missing(t, "python3.11: "+err.Error())
+// hostRuntime returns the first runtime of a language (manifest order,
+// newest first) the host has: tests probe, never assume the interpreter.
+func hostRuntime(t *testing.T, r *Registry, python bool) Interpreter {
+	t.Helper()
+	var errs []string
+	for i := len(manifest.Runtimes) - 1; i >= 0; i-- {
+		rt := manifest.Runtimes[i]
+		if manifest.IsPython(rt) != python {
+			continue
+		}
+		ip, err := r.Lookup(rt)
+		if err == nil {
+			return ip
+		}
+		errs = append(errs, err.Error())
 	}
-	if !strings.HasPrefix(ip.Version, "3.11.") || !isELF(ip.Path) {
-		t.Fatalf("got %+v", ip)
+	kerneltest.Missing(t, "no interpreter: "+strings.Join(errs, "; "))
+	return Interpreter{}
+}
+
+// TestLookup finds every known runtime the host has, with the version the
+// name promises, and at least one Python and one Node.
+func TestLookup(t *testing.T) {
+	r := NewRegistry(nil)
+	hostRuntime(t, r, true)
+	hostRuntime(t, r, false)
+	for _, rt := range manifest.Runtimes {
+		ip, err := r.Lookup(rt)
+		if err != nil {
+			t.Logf("%s: %v", rt, err)
+			continue
+		}
+		want := strings.TrimPrefix(rt, "python") + "."
+		if manifest.IsNode(rt) {
+			want = "v" + strings.TrimPrefix(rt, "nodejs") + "."
+		}
+		if ip.Runtime != rt || !strings.HasPrefix(ip.Version, want) || !isELF(ip.Path) {
+			t.Errorf("%s: got %+v", rt, ip)
+		}
+		t.Logf("%s: %s (%s)", rt, ip.Path, ip.Version)
+	}
+}
+
+// TestLookupRange: a range resolves to the newest runtime of it the host
+// has; a range the host has nothing of fails with a hint naming them.
+func TestLookupRange(t *testing.T) {
+	r := NewRegistry(nil)
+	newest := hostRuntime(t, r, true)
+	ip, err := r.Lookup("python>=3.10")
+	if err != nil || ip.Runtime != newest.Runtime || ip.Path != newest.Path {
+		t.Errorf("Lookup(python>=3.10) = %+v, %v; want %+v", ip, err, newest)
+	}
+	ip, err = r.Lookup("python>=" + strings.TrimPrefix(newest.Runtime, "python"))
+	if err != nil || ip.Runtime != newest.Runtime {
+		t.Errorf("range starting at the newest: %+v, %v", ip, err)
+	}
+	none := NewRegistry(map[string]string{"python3.12": "/nonexistent/python3.12", "python3.13": "/nonexistent/python3.13"})
+	_, err = none.Lookup("python>=3.12")
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "python>=3.12") || !strings.Contains(errdefs.HintOf(err), "python3.13, python3.12") {
+		t.Errorf("Lookup of a range with nothing installed: %v (hint %q)", err, errdefs.HintOf(err))
 	}
 }
 
@@ -37,12 +90,14 @@ func TestMissingInterpreterIsInvalidWithHint(t *testing.T) {
 }
 
 func TestOverrideWithWrongVersionRefused(t *testing.T) {
-	r := NewRegistry(map[string]string{"python3.10": "/usr/bin/python3.11"})
-	if _, err := os.Stat("/usr/bin/python3.11"); err != nil {
-		kerneltest.Missing(t, "needs /usr/bin/python3.11")
+	have := hostRuntime(t, NewRegistry(nil), true)
+	other := "python3.10"
+	if have.Runtime == other {
+		other = "python3.13"
 	}
-	err := r.Available("python3.10")
-	if err == nil || !strings.Contains(err.Error(), "is 3.11") {
+	r := NewRegistry(map[string]string{other: have.Path})
+	err := r.Available(other)
+	if err == nil || !strings.Contains(err.Error(), "is "+strings.TrimPrefix(have.Runtime, "python")) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -75,23 +130,20 @@ func TestBootstrap(t *testing.T) {
 		wantCode             int
 		wantOut              string
 	}{
-		{"python return", "python3.11", "agents.ok:main", 0, "hello from python"},
-		{"python exception", "python3.11", "agents.boom:main", 1, "RuntimeError: kaboom"},
-		{"python coroutine", "python3.11", "agents.aio:main", 0, "awaited"},
-		{"python missing module", "python3.11", "agents.nope:main", 1, "check the entrypoint"},
-		{"python missing function", "python3.11", "agents.ok:nope", 1, "has no function"},
-		{"node promise", "nodejs20", "agent.js:run", 0, "hello from node"},
-		{"node rejection", "nodejs20", "agent.js:fail", 1, "node kaboom"},
-		{"node esm", "nodejs20", "esm.mjs:run", 0, "hello from esm"},
-		{"node missing export", "nodejs20", "agent.js:nope", 1, "has no exported function"},
+		{"python return", "python", "agents.ok:main", 0, "hello from python"},
+		{"python exception", "python", "agents.boom:main", 1, "RuntimeError: kaboom"},
+		{"python coroutine", "python", "agents.aio:main", 0, "awaited"},
+		{"python missing module", "python", "agents.nope:main", 1, "check the entrypoint"},
+		{"python missing function", "python", "agents.ok:nope", 1, "has no function"},
+		{"node promise", "nodejs", "agent.js:run", 0, "hello from node"},
+		{"node rejection", "nodejs", "agent.js:fail", 1, "node kaboom"},
+		{"node esm", "nodejs", "esm.mjs:run", 0, "hello from esm"},
+		{"node missing export", "nodejs", "agent.js:nope", 1, "has no exported function"},
 	}
 	r := NewRegistry(nil)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ip, err := r.Lookup(tc.runtime)
-			if err != nil {
-				kerneltest.Missing(t, err.Error())
-			}
+			ip := hostRuntime(t, r, manifest.IsPython(tc.runtime))
 			argv := Argv(ip, shimDir, tc.entry)
 			cmd := exec.Command(argv[0], argv[1:]...)
 			cmd.Dir = app

@@ -15,10 +15,14 @@ import (
 )
 
 // Paths of /proc that reveal or change the host, masked as container
-// runtimes do (runc's defaults).
+// runtimes do: runc's defaults (acpi, asound, kcore, keys, latency_stats,
+// timer_list, timer_stats, sched_debug, scsi; its /sys/firmware is moot,
+// the sandbox has no /sys), moby's /proc/interrupts, and kallsyms and
+// driver (driver state such as /proc/driver/nvidia on a GPU host).
 var (
 	procMasked = []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/interrupts", "/proc/kallsyms"}
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/interrupts", "/proc/kallsyms",
+		"/proc/driver"}
 	procReadOnly = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 	devNodes     = []string{"null", "zero", "full", "random", "urandom", "tty"}
 )
@@ -376,3 +380,9 @@ func pivot(root string) error {
 	}
 	return unix.Chdir("/")
 }
+
+// MaskedProcPaths lists the /proc paths a sandbox masks (an empty
+// read-only tmpfs over a directory, /dev/null over a file) where the host
+// has them, and ReadOnlyProcPaths those it makes read-only.
+func MaskedProcPaths() []string   { return append([]string(nil), procMasked...) }
+func ReadOnlyProcPaths() []string { return append([]string(nil), procReadOnly...) }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 	"github.com/cortexrt/cortex/internal/seccomp/internal/rawcall"
 )
 
@@ -37,6 +38,8 @@ const (
 	envDir     = "CORTEX_SECCOMP_TEST_DIR"     // scratch directory
 	envSibling = "CORTEX_SECCOMP_TEST_SIBLING" // pid of a process to ptrace
 	envArgs    = "CORTEX_SECCOMP_TEST_ARGS"    // JSON arguments of the mode
+	envVector  = "CORTEX_SECCOMP_TEST_VECTOR"  // the i386 gate's vector (kerneltest.I386Gate)
+	envOnly    = "CORTEX_SECCOMP_TEST_ONLY"    // "i386": run only the i386 gate probes
 
 	helperTimeout = 2 * time.Minute
 )
@@ -139,14 +142,23 @@ func outcome(err error) string {
 	if errors.As(err, &e) {
 		return unix.ErrnoName(e)
 	}
+	var o errOutcome
+	if errors.As(err, &o) {
+		return string(o)
+	}
 	return err.Error()
 }
 
 type probe struct {
 	name string
-	want string // under the filter
+	want string // under the filter (for i386 probes: where the gate is live)
 	run  func(dir string) error
 }
+
+// i386 reports a probe that goes through the i386 gate (in a child
+// process: a kernel without ia32 system calls kills the caller with
+// SIGSEGV).
+func (p probe) i386() bool { return strings.HasSuffix(p.name, "_int80") }
 
 func sys(trap uintptr, args ...uintptr) (uintptr, error) {
 	var a [6]uintptr
@@ -219,8 +231,8 @@ func probes() []probe {
 			}
 			return nil
 		}},
-		{"unshare_int80", eperm, func(string) error { _, err := rawcall.Int80(i386Unshare, nsFlags, 0, 0); return err }},
-		{"getpid_int80", eperm, func(string) error { _, err := rawcall.Int80(20, 0, 0, 0); return err }},
+		{"unshare_int80", eperm, i386Call(i386Unshare, nsFlags)},
+		{"getpid_int80", eperm, i386Call(20, 0)},
 		{"setns", eperm, call(unix.SYS_SETNS, ^uintptr(0), 0)},
 		{"clone_newpid", eperm, func(string) error { _, err := rawcall.CloneAndReap(unix.CLONE_NEWPID); return err }},
 		{"clone_newuser", eperm, func(string) error { _, err := rawcall.CloneAndReap(unix.CLONE_NEWUSER); return err }},
@@ -339,6 +351,9 @@ func probes() []probe {
 func runProbes(dir string) map[string]string {
 	got := map[string]string{}
 	for _, p := range probes() {
+		if os.Getenv(envOnly) == "i386" && !p.i386() {
+			continue
+		}
 		done := make(chan error, 1)
 		go func() {
 			runtime.LockOSThread()
@@ -347,6 +362,31 @@ func runProbes(dir string) map[string]string {
 		got[p.name] = outcome(<-done)
 	}
 	return got
+}
+
+// errOutcome carries an outcome that is not an errno (a signal) through
+// a probe's error.
+type errOutcome string
+
+func (e errOutcome) Error() string { return string(e) }
+
+// i386Call makes i386 system call nr through the gate in $CORTEX_SECCOMP_
+// TEST_VECTOR, in a child of the helper (which inherits the filter).
+func i386Call(nr, a1 int) func(string) error {
+	return func(string) error {
+		v, err := strconv.Atoi(os.Getenv(envVector))
+		if err != nil {
+			return fmt.Errorf("%s: %v", envVector, err)
+		}
+		got, err := kerneltest.I386Gate{Vector: v}.Call(nr, a1, 0, 0)
+		switch {
+		case err != nil:
+			return err
+		case got == "ok":
+			return nil
+		}
+		return errOutcome(got)
+	}
 }
 
 func ptraceSibling() error {
@@ -558,10 +598,11 @@ func startSibling(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
-func probeResults(t *testing.T, filter bool, env ...string) map[string]string {
+func probeResults(t *testing.T, gate kerneltest.I386Gate, filter bool, env ...string) map[string]string {
 	t.Helper()
 	sibling := startSibling(t)
-	out := runHelper(t, "probes", filter, nil, append(env, envDir+"="+t.TempDir(), envSibling+"="+strconv.Itoa(sibling))...)
+	env = append(env, envDir+"="+t.TempDir(), envSibling+"="+strconv.Itoa(sibling), envVector+"="+strconv.Itoa(gate.Vector))
+	out := runHelper(t, "probes", filter, nil, env...)
 	got := map[string]string{}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("helper printed %q: %v", out, err)
@@ -572,17 +613,25 @@ func probeResults(t *testing.T, filter bool, env ...string) map[string]string {
 // TestKernelFilter loads the filter in a helper (still root, with every
 // capability: the filter alone must refuse) and checks each refused call
 // fails as designed while ordinary work goes on.
+//
+// The i386 gate probes expect EPERM where this kernel serves i386 system
+// calls and SIGSEGV (the kernel's own refusal) where it does not:
+// kerneltest.I386 probes which, and the test log says so.
 func TestKernelFilter(t *testing.T) {
 	kerneltest.Require(t, "seccomp filter", Probe)
+	gate := kerneltest.I386(t)
 	want := map[string]string{}
 	for _, p := range probes() {
 		want[p.name] = p.want
+		if p.i386() {
+			want[p.name] = gate.Want(p.want)
+		}
 	}
 	// Filter.Load (libseccomp) and LoadProgram (the compiled program, as
 	// the sandbox init loads it) must install the same filter.
 	for _, load := range []string{"libseccomp", "program"} {
 		t.Run(load, func(t *testing.T) {
-			got := probeResults(t, true, "CORTEX_SECCOMP_TEST_LOAD="+load)
+			got := probeResults(t, gate, true, "CORTEX_SECCOMP_TEST_LOAD="+load)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("outcomes under the filter (-want +got):\n%s", diff)
 			}
@@ -596,12 +645,20 @@ func TestKernelFilter(t *testing.T) {
 func TestKernelProbesWithoutFilter(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	kerneltest.Require(t, "seccomp filter", Probe)
-	got := probeResults(t, false)
+	gate := kerneltest.I386(t)
+	got := probeResults(t, gate, false)
 	if v, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled"); err == nil && strings.TrimSpace(string(v)) != "0" {
 		delete(got, "io_uring_setup") // the kernel refuses io_uring itself here, with EPERM
 	}
 	for _, p := range probes() {
 		if _, ran := got[p.name]; !ran {
+			continue
+		}
+		if p.i386() && !gate.Live {
+			// The kernel refuses the gate itself, filter or not.
+			if got[p.name] != "SIGSEGV" {
+				t.Errorf("%s: %s without the filter, but %s", p.name, got[p.name], gate)
+			}
 			continue
 		}
 		if p.want == "ok" {
@@ -613,6 +670,42 @@ func TestKernelProbesWithoutFilter(t *testing.T) {
 		if got[p.name] == p.want {
 			t.Errorf("%s: %s even without the filter; the probe cannot tell the filter is there", p.name, got[p.name])
 		}
+	}
+}
+
+// TestKernelI386Gate runs the i386 gate probes with and without the
+// filter through the host's gate and through a simulated kernel without
+// i386 system calls (kerneltest.SimulatedNoIA32), so both answers a kernel
+// can give are checked on every host: EPERM from the filter where the
+// gate is live (the BPF test covers the filter's i386 branch where it is
+// not), SIGSEGV from the kernel where it is closed, filter or not.
+func TestKernelI386Gate(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	kerneltest.Require(t, "seccomp filter", Probe)
+	gates := map[string]kerneltest.I386Gate{"host": kerneltest.I386(t), "simulated-no-ia32": kerneltest.SimulatedNoIA32(t)}
+	for name, gate := range gates {
+		t.Run(name, func(t *testing.T) {
+			for _, filter := range []bool{true, false} {
+				got := probeResults(t, gate, filter, envOnly+"=i386")
+				want := map[string]string{}
+				for _, p := range probes() {
+					if !p.i386() {
+						continue
+					}
+					switch {
+					case !gate.Live:
+						want[p.name] = "SIGSEGV"
+					case filter:
+						want[p.name] = p.want
+					default:
+						want[p.name] = "ok" // root, no filter: getpid and unshare work
+					}
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("filter %v (-want +got):\n%s", filter, diff)
+				}
+			}
+		})
 	}
 }
 
@@ -628,15 +721,15 @@ func TestKernelGrandchildInherits(t *testing.T) {
 		unfiltered  map[string]string
 	}{
 		{
-			name:        "python3.11",
-			interpreter: "/usr/bin/python3.11",
+			name:        "python",
+			interpreter: runtimestest.Python(t).Path,
 			script:      "probe.py",
 			want:        map[string]string{"unshare": "EPERM", "thread": "ok", "fork": "ok", "subprocess": "ok", "seccomp_mode": "2"},
 			unfiltered:  map[string]string{"unshare": "ok", "thread": "ok", "fork": "ok", "subprocess": "ok", "seccomp_mode": "0"},
 		},
 		{
 			name:        "node",
-			interpreter: "/usr/bin/node",
+			interpreter: runtimestest.Node(t).Path,
 			script:      "probe.js",
 			want:        map[string]string{"fs": "ok", "worker": "ok", "child": "ok", "interfaces": "ok", "seccomp_mode": "2"},
 			unfiltered:  map[string]string{"fs": "ok", "worker": "ok", "child": "ok", "interfaces": "ok", "seccomp_mode": "0"},
@@ -644,7 +737,6 @@ func TestKernelGrandchildInherits(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			kerneltest.RequireFile(t, tc.interpreter)
 			script, err := filepath.Abs(filepath.Join("testdata", "grandchild", tc.script))
 			if err != nil {
 				t.Fatal(err)

@@ -45,6 +45,7 @@ type agent struct {
 	restartPending bool
 	cpuAt          time.Time
 	cpuNS          uint64
+	lastOOM        *api.OOMReport
 
 	wake     chan struct{} // interrupts a backoff sleep
 	detached chan struct{} // daemon shutting down: stop watching
@@ -208,6 +209,7 @@ func (a *agent) classify(st sandbox.ExitStatus, startErr error) (State, string, 
 	}
 	switch {
 	case ooms > 0 && (st.Signaled() || code != 0):
+		a.reportOOM(cg)
 		return Failed, ReasonOOMKilled, &code
 	case stopReq:
 		return Stopped, ReasonKilled, &code
@@ -221,6 +223,26 @@ func (a *agent) classify(st sandbox.ExitStatus, startErr error) (State, string, 
 		return Stopped, ReasonExited, &code
 	}
 	return Failed, ReasonExited, &code
+}
+
+// reportOOM records what the agent's memory was made of at its OOM kill
+// (the cgroup still exists: endRun deletes it later), for inspect and in
+// the agent's log.
+func (a *agent) reportOOM(cg cgroups.Group) {
+	ms, err := cg.MemoryStat()
+	if err != nil {
+		a.s.log.Warn("read memory.stat after an OOM kill", "project", a.project, "agent", a.name, "err", err)
+		return
+	}
+	a.mu.Lock()
+	r := &api.OOMReport{Run: a.rec.Restarts, Time: time.Now(), Limit: uint64(a.spec.Limits.Memory),
+		Peak: ms.Peak, Usage: ms.Usage, Anon: ms.Anon, File: ms.File, Shmem: ms.Shmem, Kernel: ms.Kernel, Sock: ms.Sock}
+	a.lastOOM = r
+	a.mu.Unlock()
+	a.system(logs.LevelError, "out of memory", map[string]any{
+		"limit": r.Limit, "peak": r.Peak, "usage": r.Usage, "anon": r.Anon, "file": r.File,
+		"shmem": r.Shmem, "kernel": r.Kernel, "sock": r.Sock,
+	})
 }
 
 func startErrText(err error) string {
@@ -705,6 +727,7 @@ func (a *agent) inspect(ctx context.Context) (Inspection, error) {
 	if a.cg != nil {
 		cgPath = a.cg.Path()
 	}
+	lastOOM := a.lastOOM
 	a.mu.Unlock()
 	hist, err := a.s.opts.Store.Events(ctx, a.project, a.name, 200)
 	if err != nil {
@@ -722,6 +745,7 @@ func (a *agent) inspect(ctx context.Context) (Inspection, error) {
 		BundleDir:     a.proj.BundleDir,
 		SourceDir:     a.proj.SourceDir,
 		History:       history(hist),
+		LastOOM:       lastOOM,
 	}
 	if !a.s.opts.Sandbox.Confine {
 		in.UID = 0

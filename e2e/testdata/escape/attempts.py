@@ -645,8 +645,11 @@ def _(t):
 @attempt("int80-unshare", isolate=True)
 def _(t):
     # push rbx; mov eax, 310 (i386 unshare); mov ebx, CLONE_NEWUSER;
-    # int 0x80; pop rbx; ret
-    code = b"\x53\xb8" + struct.pack("<I", I386_UNSHARE) + b"\xbb" + struct.pack("<I", CLONE_NEWUSER) + b"\xcd\x80\x5b\xc3"
+    # int 0x80; pop rbx; ret. A kernel without ia32 system calls kills the
+    # child with SIGSEGV; ESCAPE_I386_VECTOR=129 (int 0x81, a vector no
+    # kernel opens) simulates that on a kernel that has them.
+    vector = int(os.environ.get("ESCAPE_I386_VECTOR", "128"))
+    code = b"\x53\xb8" + struct.pack("<I", I386_UNSHARE) + b"\xbb" + struct.pack("<I", CLONE_NEWUSER) + b"\xcd" + bytes([vector]) + b"\x5b\xc3"
     m = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     m.write(code)
     fn = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(m)))

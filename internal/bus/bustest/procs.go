@@ -13,12 +13,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/kerneltest"
-)
-
-// Interpreters the SDK tests run.
-const (
-	PythonPath = "/usr/bin/python3.11"
-	NodePath   = "/usr/bin/node"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
 
 // SDKDir is the repository's sdk/ directory, found by walking up from the
@@ -110,10 +105,11 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 	return w.p.stderr.Write(b)
 }
 
-// Python runs a script with /usr/bin/python3.11 and the SDK on PYTHONPATH.
+// Python runs a script with the host's Python (runtimestest.Python) and
+// the SDK on PYTHONPATH.
 func Python(t testing.TB, script string, args []string, o Options) *Proc {
 	t.Helper()
-	return PythonWith(t, PythonPath, script, args, o)
+	return PythonWith(t, runtimestest.Python(t).Path, script, args, o)
 }
 
 // PythonWith runs a script with the given interpreter.
@@ -124,12 +120,13 @@ func PythonWith(t testing.TB, interp, script string, args []string, o Options) *
 	return Start(t, interp, append([]string{"-u", script}, args...), o)
 }
 
-// Node runs a script with /usr/bin/node and the SDK on NODE_PATH.
+// Node runs a script with the host's Node (runtimestest.Node) and the
+// SDK on NODE_PATH.
 func Node(t testing.TB, script string, args []string, o Options) *Proc {
 	t.Helper()
-	kerneltest.RequireFile(t, NodePath)
+	node := runtimestest.Node(t).Path
 	o.Env = append([]string{"NODE_PATH=" + filepath.Join(SDKDir(t), "node")}, o.Env...)
-	return Start(t, NodePath, append([]string{script}, args...), o)
+	return Start(t, node, append([]string{script}, args...), o)
 }
 
 // Lines is a snapshot of the stdout lines so far.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/kerneltest"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
 
 var (
@@ -431,6 +432,11 @@ func (d *Daemon) cleanup() {
 		}
 		cancel()
 		d.Stop()
+		d.CheckNoLeaks()
+		// With every project removed, the daemon removes its parent.
+		if left := d.cgroupParentDirs(); len(left) > 0 {
+			d.t.Errorf("the daemon stopped with no agents left but kept its cgroup parent: %v", left)
+		}
 	}
 	d.CheckNoLeaks()
 	d.removeCgroupParent()
@@ -441,12 +447,19 @@ func (d *Daemon) cleanup() {
 	_ = os.RemoveAll(d.Root)
 }
 
-// removeCgroupParent removes the root's (empty) cgroup parent from every
-// hierarchy: a test root is gone for good, unlike a real daemon's.
-func (d *Daemon) removeCgroupParent() {
+// cgroupParentDirs lists the root's cgroup parent directories that exist.
+func (d *Daemon) cgroupParentDirs() []string {
 	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + d.CgroupParent())
-	dirs = append(dirs, "/sys/fs/cgroup/"+d.CgroupParent())
-	for _, dir := range dirs {
+	if fi, err := os.Stat("/sys/fs/cgroup/" + d.CgroupParent()); err == nil && fi.IsDir() {
+		dirs = append(dirs, "/sys/fs/cgroup/"+d.CgroupParent())
+	}
+	return dirs
+}
+
+// removeCgroupParent removes whatever is left of the root's cgroup parent
+// (after a failed test): a test root is gone for good.
+func (d *Daemon) removeCgroupParent() {
+	for _, dir := range d.cgroupParentDirs() {
 		var sub []string
 		_ = filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
 			if err == nil && e.IsDir() {
@@ -469,10 +482,16 @@ func (d *Daemon) StartDaemonQuiet() {
 }
 
 // Project writes files (path -> content) into a new project directory.
+//
+// A cortex.yaml's "runtime: python3.11" and "runtime: nodejs20" lines name
+// the runtimes this host has instead (runtimestest.HostManifest).
 func Project(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for p, c := range files {
+		if filepath.Base(p) == "cortex.yaml" {
+			c = string(runtimestest.HostManifest(t, []byte(c)))
+		}
 		full := filepath.Join(dir, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			t.Fatal(err)

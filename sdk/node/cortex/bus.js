@@ -184,8 +184,13 @@ function dial(path, timeoutMs) {
   });
 }
 
-/** Connect, retrying transient failures until deadline (null: forever). */
+/**
+ * Connect, retrying transient failures until deadline (null: forever).
+ * Retrying forever (a subscription), it says so once on stderr, so an
+ * agent whose bus is unreachable is never silent about why it waits.
+ */
 async function connect(path, deadline, backoff) {
+  let warned = false;
   for (;;) {
     const remaining = deadline == null ? 10000 : Math.min(10000, deadline - Date.now());
     if (remaining <= 0) throw new Unavailable(`bus socket ${path} is not answering`, "unavailable");
@@ -196,6 +201,10 @@ async function connect(path, deadline, backoff) {
     } catch (err) {
       if (err instanceof BusError && err.code !== "unavailable") throw err;
       if (!(err instanceof BusError) && !TRANSIENT.has(err && err.code)) throw err;
+      if (deadline == null && !warned) {
+        warned = true;
+        process.stderr.write(`cortex.bus: cannot reach the bus at ${path} (${err && (err.code || err.message)}); retrying until it answers\n`);
+      }
     }
     let d = backoff.next();
     if (deadline != null) d = Math.min(d, Math.max(0, deadline - Date.now()));

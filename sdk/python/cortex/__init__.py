@@ -1,5 +1,5 @@
 """Cortex agent SDK: the message bus (cortex.bus) and structured logging
-(cortex.log). Standard library only; Python 3.10-3.12."""
+(cortex.log). Standard library only; Python 3.10-3.13."""
 
 from . import bus, log
 

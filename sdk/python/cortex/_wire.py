@@ -1,6 +1,6 @@
 """Shared pieces of the bus client: errors, messages, encoding, socket path.
 
-Standard library only; Python 3.10-3.12. See docs/bus-protocol.md.
+Standard library only; Python 3.10-3.13. See docs/bus-protocol.md.
 """
 
 from __future__ import annotations

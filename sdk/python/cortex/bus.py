@@ -7,7 +7,7 @@
 
 Channels belong to the agent's project; the daemon knows which agent is on
 the socket ($CORTEX_BUS, default /run/cortex/bus.sock). The client reconnects
-by itself when the daemon restarts. Standard library only; Python 3.10-3.12.
+by itself when the daemon restarts. Standard library only; Python 3.10-3.13.
 Asyncio forms: ``publish_async`` and ``subscribe_async``.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 import threading
 import time
 from typing import Any, Dict, Iterator, Mapping, Optional
@@ -143,7 +144,11 @@ class _Conn:
 
 
 def _connect(path: str, deadline: Optional[float], backoff: Backoff) -> _Conn:
-    """Connect, retrying transient failures until deadline (None: forever)."""
+    """Connect, retrying transient failures until deadline (None: forever).
+
+    Retrying forever (a subscription), it says so once on stderr, so an
+    agent whose bus is unreachable is never silent about why it waits."""
+    warned = False
     while True:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
@@ -157,6 +162,9 @@ def _connect(path: str, deadline: Optional[float], backoff: Backoff) -> _Conn:
         except OSError as e:
             if not _transient(e):
                 raise
+            if deadline is None and not warned:
+                warned = True
+                print(f"cortex.bus: cannot reach the bus at {path} ({e}); retrying until it answers", file=sys.stderr, flush=True)
         delay = backoff.next()
         if deadline is not None:
             delay = min(delay, max(0.0, deadline - time.monotonic()))
