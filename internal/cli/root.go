@@ -90,6 +90,7 @@ func cortexRoot(e *env) *cobra.Command {
 	root.AddCommand(
 		runCmd(e), listCmd(e), killCmd(e), logsCmd(e), suspendCmd(e), resumeCmd(e), inspectCmd(e),
 		stopCmd(e), rmCmd(e), validateCmd(e), bundleCmd(e), versionCmd(e), llmCmd(e), busCmd(e),
+		pushCmd(e), pullCmd(e), keyCmd(e),
 	)
 	return root
 }
@@ -103,6 +104,7 @@ func opsRoot(e *env) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(versionCmd(e))
+	root.AddCommand(registryCmd(e))
 	return root
 }
 
