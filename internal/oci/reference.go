@@ -124,4 +124,3 @@ func defaultPort(hostport, port string) string {
 	}
 	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), port)
 }
-

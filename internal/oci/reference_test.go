@@ -55,7 +55,7 @@ func TestLooksLikeReference(t *testing.T) {
 		{"registry.example.com/team/swarm", true},
 		{"127.0.0.1:5000/swarm@sha256:47d1d3bebe4615515311d414a432ba667f77a6ff30d2005400b26fae01d75e9d", true},
 		{"oci://anything", true},
-		{"examples/swarm", false},   // a relative path: no host-like first element
+		{"examples/swarm", false},     // a relative path: no host-like first element
 		{"./localhost:5000/x", false}, // explicit relative path
 		{"/srv/reg.example.com/x", false},
 		{"my.cortex", false}, // no slash

@@ -26,7 +26,7 @@ func makeBundle(t *testing.T, greeting string) string {
 	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{
-		"cortex.yaml":       "version: \"1\"\nproject: ocitest\nagents:\n  - name: a\n    runtime: python3.11\n    entrypoint: agents.a:main\n",
+		"cortex.yaml":        "version: \"1\"\nproject: ocitest\nagents:\n  - name: a\n    runtime: python3.11\n    entrypoint: agents.a:main\n",
 		"agents/__init__.py": "",
 		"agents/a.py":        "def main():\n    print(" + `"` + greeting + `"` + ")\n",
 	}

@@ -118,4 +118,3 @@ func (s *Site) waitReady(ctx context.Context, p *Process) error {
 		}
 	}
 }
-
