@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
@@ -60,6 +62,57 @@ type PushResult struct {
 	Signature    *ocispec.Descriptor
 }
 
+// Artifact is a bundle file described as the OCI artifact Push uploads.
+// The manifest depends only on the file's bytes and the project name, so
+// its digest is known before (and without) a push.
+type Artifact struct {
+	Path         string
+	Layer        ocispec.Descriptor
+	Manifest     []byte
+	Desc         ocispec.Descriptor // of Manifest
+	BundleDigest string
+	Project      string
+}
+
+// Describe verifies the bundle at path (every entry against its index) and
+// returns the artifact Push would upload for it.
+func Describe(ctx context.Context, path, project string) (*Artifact, error) {
+	b, err := bundle.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	if err := b.Verify(ctx, bundle.DefaultLimits()); err != nil {
+		return nil, err
+	}
+	layer, err := describeFile(path)
+	if err != nil {
+		return nil, err
+	}
+	a := &Artifact{Path: path, Layer: layer, BundleDigest: b.Index().Digest, Project: project}
+	ann := map[string]string{
+		ocispec.AnnotationCreated: epoch,
+		AnnotationBundleDigest:    a.BundleDigest,
+	}
+	if project != "" {
+		ann[AnnotationProject] = project
+	}
+	m := ocispec.Manifest{
+		Versioned:    specs.Versioned{SchemaVersion: 2},
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: ArtifactType,
+		Config:       ocispec.DescriptorEmptyJSON,
+		Layers:       []ocispec.Descriptor{layer},
+		Annotations:  ann,
+	}
+	if a.Manifest, err = json.Marshal(m); err != nil {
+		return nil, err
+	}
+	a.Desc = content.NewDescriptorFromBytes(ocispec.MediaTypeImageManifest, a.Manifest)
+	a.Desc.ArtifactType = ArtifactType
+	return a, nil
+}
+
 // Push verifies the bundle at path, uploads it as the layer of a bundle
 // artifact, tags the manifest as ref and, with opts.Sign, pushes a
 // signature that refers to it.
@@ -72,17 +125,7 @@ func (c *Client) Push(ctx context.Context, path, refStr string, opts PushOptions
 		return nil, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "push to %s: a push names a tag, not a digest", refStr),
 			"push to "+ref.Name()+":TAG; the digest is printed after the push")
 	}
-	b, err := bundle.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	if err := b.Verify(ctx, bundle.DefaultLimits()); err != nil {
-		return nil, err
-	}
-	bundleDigest := b.Index().Digest
-
-	layer, err := describeFile(path)
+	a, err := Describe(ctx, path, opts.Project)
 	if err != nil {
 		return nil, err
 	}
@@ -90,29 +133,21 @@ func (c *Client) Push(ctx context.Context, path, refStr string, opts PushOptions
 	if err != nil {
 		return nil, err
 	}
-	if err := c.pushBlob(ctx, repo, layer, path); err != nil {
+	if err := c.pushBlob(ctx, repo, a.Layer, path); err != nil {
 		return nil, registryErr(ref, "push", err)
 	}
-	ann := map[string]string{
-		ocispec.AnnotationCreated: epoch,
-		AnnotationBundleDigest:    bundleDigest,
+	empty := ocispec.DescriptorEmptyJSON
+	if ok, err := repo.Exists(ctx, empty); err != nil || !ok {
+		if err := repo.Push(ctx, empty, bytes.NewReader(empty.Data)); err != nil && !isAlreadyExists(err) {
+			return nil, registryErr(ref, "push", err)
+		}
 	}
-	if opts.Project != "" {
-		ann[AnnotationProject] = opts.Project
-	}
-	man, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, ArtifactType, oras.PackManifestOptions{
-		Layers:              []ocispec.Descriptor{layer},
-		ManifestAnnotations: ann,
-	})
-	if err != nil {
+	if err := repo.PushReference(ctx, a.Desc, bytes.NewReader(a.Manifest), ref.Tag); err != nil {
 		return nil, registryErr(ref, "push", err)
 	}
-	if err := repo.Tag(ctx, man, ref.Tag); err != nil {
-		return nil, registryErr(ref, "tag", err)
-	}
-	res := &PushResult{Ref: ref, Manifest: man, BundleDigest: bundleDigest, Size: layer.Size}
+	res := &PushResult{Ref: ref, Manifest: a.Desc, BundleDigest: a.BundleDigest, Size: a.Layer.Size}
 	if opts.Sign != nil {
-		sig, err := pushSignature(ctx, repo, man, bundleDigest, opts.Sign)
+		sig, err := pushSignature(ctx, repo, a.Desc, a.BundleDigest, opts.Sign)
 		if err != nil {
 			return nil, registryErr(ref, "push signature for", err)
 		}

@@ -100,6 +100,9 @@ func TestPushPullRoundTrip(t *testing.T) {
 	if res.Manifest.Digest != again.Manifest.Digest {
 		t.Errorf("the same bundle pushed twice gave manifests %s and %s; want one digest", res.Manifest.Digest, again.Manifest.Digest)
 	}
+	if a, err := Describe(ctx, file, "ocitest"); err != nil || a.Desc.Digest != res.Manifest.Digest {
+		t.Errorf("Describe (offline) gives %v, %v; the push %s", a.Desc.Digest, err, res.Manifest.Digest)
+	}
 	b, _ := bundle.Open(file)
 	want := b.Index().Digest
 	b.Close()
