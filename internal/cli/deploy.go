@@ -30,7 +30,7 @@ With --push the bundle is first pushed to the registry: of ` + kube.ConfigFile +
 bundle digest. Deploy also creates the Secrets render never writes: the bus token (copied
 from the system namespace, where the Helm chart made it) and, for agents with llm.access,
 one LLM gateway token each. --dry-run asks the server to validate and admit everything
-without persisting anything.`,
+without persisting anything (the project's namespace must exist).`,
 		Args: maxArgs(1, "at most one PATH or REF"),
 		RunE: func(c *cobra.Command, args []string) error {
 			f.kubernetes = true
@@ -98,6 +98,15 @@ func (e *env) deploy(ctx context.Context, path string, f *renderFlags, kubeconfi
 			fmt.Fprintf(e.stderr, "Warning: %s/%s: %s\n", a.Kind, a.Name, w)
 		}
 	}
+	if dryRun {
+		// A server-side dry run of namespaced objects needs their namespace.
+		if _, ok, err := cluster.Get(ctx, res.Objects[0]); err != nil {
+			return err
+		} else if !ok {
+			return errdefs.WithHint(errdefs.New(errdefs.FailedPrecondition, "--dry-run needs namespace %s to exist", res.Namespace),
+				"deploy once, or create it: kubectl create namespace "+res.Namespace)
+		}
+	}
 	var llmAgents []string
 	for _, w := range res.Walls {
 		if strings.HasSuffix(w.Field, ".llm.access") {
@@ -120,7 +129,7 @@ func (e *env) deploy(ctx context.Context, path string, f *renderFlags, kubeconfi
 				report(d)
 			}
 			for _, w := range warns {
-				fmt.Fprintf(e.stderr, "Warning: %s\n", w)
+				fmt.Fprintf(e.stderr, "cortex: warning: %s\n", w)
 			}
 		}
 	}

@@ -3,11 +3,12 @@ package kube
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
@@ -22,6 +23,9 @@ const (
 	Created    Outcome = "created"
 	Configured Outcome = "configured"
 	Unchanged  Outcome = "unchanged"
+	// Replaced: a Job whose pod template changed (templates of Jobs are
+	// immutable) was deleted, its pods with it, and created again.
+	Replaced Outcome = "replaced"
 )
 
 // Applied is one object's result.
@@ -53,10 +57,20 @@ func objectPath(o Object) string {
 	return p + "/" + g.Resource + "/" + url.PathEscape(m.Name)
 }
 
-type apiObject struct {
-	Metadata struct {
-		ResourceVersion string `json:"resourceVersion"`
-	} `json:"metadata"`
+// content is an object as the API returns it, without what the server
+// maintains on its own (resourceVersion, managedFields, status): two
+// equal contents mean an apply changed nothing.
+func content(body []byte) (map[string]any, error) {
+	var o map[string]any
+	if err := json.Unmarshal(body, &o); err != nil {
+		return nil, err
+	}
+	delete(o, "status")
+	if md, ok := o["metadata"].(map[string]any); ok {
+		delete(md, "resourceVersion")
+		delete(md, "managedFields")
+	}
+	return o, nil
 }
 
 type apiStatus struct {
@@ -66,29 +80,26 @@ type apiStatus struct {
 	Code    int    `json:"code"`
 }
 
-// Get reports whether o exists and its resourceVersion.
-func (c *Cluster) Get(ctx context.Context, o Object) (string, bool, error) {
+// Get returns o as the server has it (nil, false when it does not exist).
+func (c *Cluster) Get(ctx context.Context, o Object) ([]byte, bool, error) {
 	resp, body, err := c.do(ctx, http.MethodGet, objectPath(o), "", "", nil)
 	if err != nil {
-		return "", false, err
+		return nil, false, err
 	}
 	if resp.StatusCode == http.StatusNotFound {
-		return "", false, nil
+		return nil, false, nil
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", false, statusErr(c, "get", o, resp, body)
+		return nil, false, statusErr(c, "get", o, resp, body)
 	}
-	var obj apiObject
-	if err := json.Unmarshal(body, &obj); err != nil {
-		return "", false, err
-	}
-	return obj.Metadata.ResourceVersion, true, nil
+	return body, true, nil
 }
 
 // Apply server-side applies o (field manager cortex, conflicts forced,
 // unknown fields refused) and says whether it was created, changed or
-// left as it was (a second apply of the same objects changes nothing, so
-// the server keeps their resourceVersion).
+// left as it was: unchanged when the object's content (everything but
+// resourceVersion, managedFields and status) is the same before and after.
+// A Job whose pod template changed is replaced (deleted, then created).
 func (c *Cluster) Apply(ctx context.Context, o Object, opts ApplyOptions) (Applied, error) {
 	m := o.Meta()
 	res := Applied{Kind: o.GVK().Kind, Namespace: m.Namespace, Name: m.Name}
@@ -100,6 +111,26 @@ func (c *Cluster) Apply(ctx context.Context, o Object, opts ApplyOptions) (Appli
 	if err != nil {
 		return res, err
 	}
+	res, err = c.apply(ctx, o, body, before, exists, opts)
+	if err != nil && exists && o.GVK().Kind == "Job" && strings.Contains(err.Error(), "field is immutable") {
+		if opts.DryRun {
+			res.Outcome = Replaced
+			return res, nil
+		}
+		if err := c.delete(ctx, o); err != nil {
+			return res, err
+		}
+		res, err = c.apply(ctx, o, body, nil, false, opts)
+		if err == nil {
+			res.Outcome = Replaced
+		}
+	}
+	return res, err
+}
+
+func (c *Cluster) apply(ctx context.Context, o Object, body, before []byte, exists bool, opts ApplyOptions) (Applied, error) {
+	m := o.Meta()
+	res := Applied{Kind: o.GVK().Kind, Namespace: m.Namespace, Name: m.Name}
 	q := url.Values{"fieldManager": {FieldManager}, "force": {"true"}, "fieldValidation": {"Strict"}}
 	if opts.DryRun {
 		q.Set("dryRun", "All")
@@ -112,19 +143,46 @@ func (c *Cluster) Apply(ctx context.Context, o Object, opts ApplyOptions) (Appli
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		return res, statusErr(c, "apply", o, resp, out)
 	}
-	var after apiObject
-	if err := json.Unmarshal(out, &after); err != nil {
+	if !exists {
+		res.Outcome = Created
+		return res, nil
+	}
+	a, err := content(out)
+	if err != nil {
 		return res, err
 	}
-	switch {
-	case !exists:
-		res.Outcome = Created
-	case after.Metadata.ResourceVersion == before:
+	b, err := content(before)
+	if err != nil {
+		return res, err
+	}
+	res.Outcome = Configured
+	if reflect.DeepEqual(a, b) {
 		res.Outcome = Unchanged
-	default:
-		res.Outcome = Configured
 	}
 	return res, nil
+}
+
+// delete removes o (dependents in the background) and waits until it is
+// gone.
+func (c *Cluster) delete(ctx context.Context, o Object) error {
+	resp, body, err := c.do(ctx, http.MethodDelete, objectPath(o), "", "application/json", []byte(`{"propagationPolicy":"Background"}`))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusNotFound {
+		return statusErr(c, "delete", o, resp, body)
+	}
+	for i := 0; i < 300; i++ {
+		if _, ok, err := c.Get(ctx, o); err != nil || !ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return errdefs.New(errdefs.Unavailable, "%s %s/%s still exists 30s after its deletion", o.GVK().Kind, o.Meta().Namespace, o.Meta().Name)
 }
 
 var warnRe = regexp.MustCompile(`^\d{3} \S+ "(.*)"`)
@@ -149,6 +207,9 @@ func statusErr(c *Cluster, op string, o Object, resp *http.Response, body []byte
 	if msg == "" {
 		msg = strings.TrimSpace(string(body))
 	}
+	if len(msg) > 600 { // immutable-field errors quote the whole Go object
+		msg = msg[:300] + " ... " + msg[len(msg)-200:]
+	}
 	cat := errdefs.FromHTTPStatus(resp.StatusCode)
 	if resp.StatusCode == http.StatusUnprocessableEntity {
 		cat = errdefs.InvalidArgument
@@ -159,8 +220,6 @@ func statusErr(c *Cluster, op string, o Object, resp *http.Response, body []byte
 		return errdefs.WithHint(e, "the context's credentials were refused; check kubectl --context "+c.Context+" auth whoami")
 	case resp.StatusCode == http.StatusForbidden:
 		return errdefs.WithHint(e, "the context's user lacks permission; kubectl --context "+c.Context+" auth can-i patch "+o.GVK().Resource)
-	case o.GVK().Kind == "Job" && strings.Contains(msg, "immutable"):
-		return errdefs.WithHint(e, fmt.Sprintf("a Job's pod template cannot change; delete it first: kubectl -n %s delete job %s", o.Meta().Namespace, o.Meta().Name))
 	}
 	return e
 }

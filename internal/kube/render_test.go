@@ -351,7 +351,7 @@ func TestUnmappable(t *testing.T) {
 	base := "version: \"1\"\nproject: p\nagents:\n  - name: a\n    runtime: python3.11\n    entrypoint: m:f\n"
 	tests := []struct {
 		name, yaml, kube string
-		want            []string
+		want             []string
 	}{
 		{"bus.broker", "version: \"1\"\nproject: p\nglobal_capabilities:\n  - bus.broker: \"redis://r:6379\"\nagents:\n  - name: a\n    runtime: python3.11\n    entrypoint: m:f\n", "",
 			[]string{"cortex.yaml:4:5: global_capabilities.bus.broker: a broker bridge is not rendered"}},
