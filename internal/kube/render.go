@@ -297,14 +297,16 @@ func (r *renderer) agent(i int, a manifest.ResolvedAgent) {
 		{Name: "bus", EmptyDir: &EmptyDir{Medium: "Memory", SizeLimit: "1Mi"}},
 		{Name: "registry-auth", Secret: &SecretVolume{SecretName: SecretRegistryAuth, Optional: ptr(true), Items: []KeyToPath{{Key: ".dockerconfigjson", Path: "config.json"}}}},
 	}
+	// The fetch container unpacks the bundle to app/ of the volume; the
+	// agent sees that sub-path read-only at /app.
 	mounts := []VolumeMount{
-		{Name: "app", MountPath: AppDir, ReadOnly: true},
+		{Name: "app", MountPath: AppDir, SubPath: "app", ReadOnly: true},
 		{Name: "share", MountPath: ShareDir, ReadOnly: true},
 		{Name: "tmp", MountPath: "/tmp"},
 		{Name: "bus", MountPath: BusDir},
 	}
-	fetchMounts := []VolumeMount{{Name: "app", MountPath: AppDir}, {Name: "share", MountPath: ShareDir}, {Name: "registry-auth", MountPath: "/etc/cortex/registry", ReadOnly: true}}
-	fetchArgs := []string{"--bundle", r.in.Bundle, "--app", AppDir, "--share", ShareDir}
+	fetchMounts := []VolumeMount{{Name: "app", MountPath: "/work"}, {Name: "share", MountPath: "/share"}, {Name: "registry-auth", MountPath: "/etc/cortex/registry", ReadOnly: true}}
+	fetchArgs := []string{"--bundle", r.in.Bundle, "--dir", "/work", "--share", "/share"}
 	if reg, _, ok := strings.Cut(r.in.Bundle, "/"); ok {
 		vols = append(vols, Volume{Name: "registry-ca", ConfigMap: &ConfigMapVolume{Name: ConfigRegistryCA, Optional: ptr(true), Items: []KeyToPath{{Key: "ca.crt", Path: reg + "/ca.crt"}}}})
 		fetchMounts = append(fetchMounts, VolumeMount{Name: "registry-ca", MountPath: "/etc/docker/certs.d", ReadOnly: true})
@@ -324,8 +326,7 @@ func (r *renderer) agent(i int, a manifest.ResolvedAgent) {
 				"bundle it (check .cortexignore) or drop the grant")
 			continue
 		}
-		fetchArgs = append(fetchArgs, "--mountpoint", c)
-		mounts = append(mounts, VolumeMount{Name: "app", MountPath: AppDir + "/" + c, SubPath: c, ReadOnly: true})
+		mounts = append(mounts, VolumeMount{Name: "app", MountPath: AppDir + "/" + c, SubPath: "app/" + c, ReadOnly: true})
 	}
 	// filesystem.write: the volume cortex.kube.yaml declares.
 	var pvcs []*PersistentVolumeClaim

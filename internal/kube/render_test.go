@@ -303,7 +303,7 @@ func TestWallValues(t *testing.T) {
 		"type: RuntimeDefault",
 		"- --allow\n            - api.example.com\n            - --allow\n            - '*.example.org'",
 		"--subscribe-none", "--publish\n            - results.*",
-		"mountPath: /app/prompts/system.txt\n              subPath: prompts/system.txt\n              readOnly: true",
+		"mountPath: /app/prompts/system.txt\n              subPath: app/prompts/system.txt\n              readOnly: true",
 		"claimName: crawler-out-reports", "storageClassName: fast-ssd", "- ReadWriteOncePod",
 		"sizeLimit: 512Mi",
 		"key: crawler", // the agent's own LLM token
