@@ -282,9 +282,10 @@ func TestDeployEveryWall(t *testing.T) {
 	proj := t.TempDir()
 	m, _ := os.ReadFile(filepath.Join(fixture, "cortex.yaml"))
 	kc, _ := os.ReadFile(filepath.Join(fixture, "cortex.kube.yaml"))
+	llmCfg, _ := os.ReadFile(filepath.Join(fixture, "llm.yaml"))
 	kcs := strings.Replace(string(kc), "bundle: registry.internal:5000/teams/walls@sha256:1111111111111111111111111111111111111111111111111111111111111111", "registry: registry.internal:5000/teams", 1)
 	for p, content := range map[string]string{
-		"cortex.yaml": string(m), "cortex.kube.yaml": kcs,
+		"cortex.yaml": string(m), "cortex.kube.yaml": kcs, "llm.yaml": string(llmCfg),
 		"agents/__init__.py": "", "agents/crawler.py": "def main(): pass\n", "notifier/index.js": "exports.run = () => {}\n",
 		"seeds/a.txt": "seed\n", "prompts/system.txt": "be brief\n",
 	} {

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"sort"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/kube"
+	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/oci"
 )
@@ -186,6 +189,11 @@ func (e *env) renderPath(ctx context.Context, path string, f *renderFlags) (*kub
 		}
 		in.VerifyKey = pem
 	}
+	if cfg.LLMConfig != "" {
+		if in.LLMConfig, in.LLMAliases, err = loadLLMConfig(cfg); err != nil {
+			return fail(err)
+		}
+	}
 	res, err := kube.Render(in)
 	if err != nil {
 		return fail(err)
@@ -225,4 +233,37 @@ func bundleRef(flag string, cfg *kube.Config, pulled, project string, art *oci.A
 			"push this bundle (cortex push) and pin its digest, or render the bundle that was pushed")
 	}
 	return r.String(), nil
+}
+
+// loadLLMConfig reads and checks cortex.kube.yaml's llm_config: the llm:
+// section of a daemon config, with provider keys from environment
+// variables (in the cluster, Secret cortex-llm-keys).
+func loadLLMConfig(cfg *kube.Config) ([]byte, []string, error) {
+	p := cfg.LLMConfig
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(cfg.Dir, p)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, nil, errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("%s: llm_config: %w", cfg.Source, err))
+	}
+	lc, err := llm.ParseConfig(bytes.NewReader(data))
+	if err == nil {
+		err = lc.Validate()
+	}
+	if err != nil {
+		return nil, nil, errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("%s: %w", p, err))
+	}
+	for _, pr := range lc.Providers {
+		if pr.APIKeyFile != "" {
+			return nil, nil, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s: provider %s: api_key_file cannot be used on Kubernetes", p, pr.Name),
+				"use api_key_env: NAME and put NAME in Secret "+kube.SecretLLMKeys)
+		}
+	}
+	var aliases []string
+	for a := range lc.Aliases {
+		aliases = append(aliases, a)
+	}
+	sort.Strings(aliases)
+	return data, aliases, nil
 }

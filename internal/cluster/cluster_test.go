@@ -315,13 +315,15 @@ func TestLLMGateway(t *testing.T) {
   - name: openai
     kind: openai
     base_url: %s
-    api_key_file: %s
+    api_key_env: CORTEX_TEST_OPENAI_KEY
 aliases:
   fast:
     targets:
       - {provider: openai, model: gpt-4o-mini}
-`, up.URL, filepath.Join(dir, "keys", "openai"))})
-	_ = os.Chmod(filepath.Join(dir, "keys", "openai"), 0o600)
+`, up.URL)})
+	// As in the pod: the key is an environment variable from Secret
+	// cortex-llm-keys (envFrom).
+	t.Setenv("CORTEX_TEST_OPENAI_KEY", "sk-provider-key")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)

@@ -41,6 +41,11 @@ type Config struct {
 	// VerifyKey is an ed25519 public key (PEM) file, relative to this file:
 	// the init container refuses a bundle without a valid signature by it.
 	VerifyKey string `yaml:"verify_key"`
+	// LLMConfig is a file (relative to this one) with the LLM gateway's
+	// configuration, the llm: section of a daemon config; provider keys
+	// must be api_key_env names, filled from Secret cortex-llm-keys.
+	// Required when an agent has llm.access.
+	LLMConfig string `yaml:"llm_config"`
 	// Volumes gives each filesystem.write grant its storage:
 	// volumes: {AGENT: {"./output": {type: pvc, size: 1Gi}}}.
 	Volumes map[string]map[string]VolumeConfig `yaml:"volumes"`

@@ -282,6 +282,7 @@ type Container struct {
 	Args            []string              `json:"args,omitempty"`
 	WorkingDir      string                `json:"workingDir,omitempty"`
 	Ports           []ContainerPort       `json:"ports,omitempty"`
+	EnvFrom         []EnvFromSource       `json:"envFrom,omitempty"`
 	Env             []EnvVar              `json:"env,omitempty"`
 	Resources       *Resources            `json:"resources,omitempty"`
 	VolumeMounts    []VolumeMount         `json:"volumeMounts,omitempty"`
@@ -301,6 +302,16 @@ type EnvVar struct {
 	Name      string        `json:"name"`
 	Value     string        `json:"value,omitempty"`
 	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+// EnvFromSource makes every key of a Secret an environment variable.
+type EnvFromSource struct {
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	Name string `json:"name"`
 }
 
 // EnvVarSource reads a Secret key.

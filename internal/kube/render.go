@@ -36,7 +36,7 @@ const (
 	// Secrets the operator (or cortex deploy) provides; never rendered.
 	SecretRegistryAuth = "cortex-registry-auth" // optional: a .dockerconfigjson for the bundle registry
 	SecretBusToken     = "cortex-bus"           // key "token": the NATS token of the cluster's bus
-	SecretLLMKeys      = "cortex-llm-keys"      // provider keys, as the LLM config's api_key_env names
+	SecretLLMKeys      = "cortex-llm-keys"      // provider keys: each key an environment variable the LLM config's api_key_env names
 	SecretLLMTokens    = "cortex-llm-tokens"    // one key per agent: its token for the LLM gateway
 	ConfigRegistryCA   = "cortex-registry-ca"   // optional: key ca.crt, the bundle registry's CA
 
@@ -66,6 +66,10 @@ type Input struct {
 	VerifyKey []byte
 	// Version is cortex's version, the default image tag.
 	Version string
+	// LLMConfig is the LLM gateway's configuration (Config.LLMConfig's
+	// content, validated by the caller) and LLMAliases its alias names.
+	LLMConfig  []byte
+	LLMAliases []string
 }
 
 // Result is the rendered objects, in the order they are applied, and the
@@ -390,6 +394,15 @@ func (r *renderer) agent(i int, a manifest.ResolvedAgent) {
 		env = append(env, EnvVar{Name: "NO_PROXY", Value: noProxy}, EnvVar{Name: "no_proxy", Value: noProxy})
 	}
 	if len(caps.LLMAccess) > 0 {
+		if r.in.LLMConfig == nil {
+			r.fail(capAt(manifest.CapLLMAccess), "the LLM gateway needs its configuration on Kubernetes",
+				"set llm_config: FILE in "+ConfigFile+" (the llm: section of a daemon config, keys as api_key_env)")
+		}
+		for _, al := range caps.LLMAccess {
+			if r.in.LLMConfig != nil && !contains(r.in.LLMAliases, al) {
+				r.fail(capAt(manifest.CapLLMAccess), fmt.Sprintf("alias %q is not in %s", al, r.cfg.LLMConfig), "add it under aliases: there, or use one of: "+strings.Join(r.in.LLMAliases, ", "))
+			}
+		}
 		base := "http://$(CORTEX_LLM_SERVICE_HOST):$(CORTEX_LLM_SERVICE_PORT)"
 		tok := &EnvVarSource{SecretKeyRef: &KeySelector{Name: SecretLLMTokens, Key: a.Name}}
 		env = append(env,
@@ -688,6 +701,7 @@ func (r *renderer) llmGateway() {
 		agents = append(agents, line)
 	}
 	sort.Strings(agents)
+	r.add(&ConfigMap{TypeMeta: meta(gvkConfigMap), Metadata: ObjectMeta{Name: "cortex-llm-config"}, Data: map[string]string{"config.yaml": string(r.in.LLMConfig)}})
 	r.add(&ConfigMap{TypeMeta: meta(gvkConfigMap), Metadata: ObjectMeta{Name: "cortex-llm-agents"}, Data: map[string]string{"agents": strings.Join(agents, "\n") + "\n"}})
 	r.add(&Service{TypeMeta: meta(gvkService), Metadata: ObjectMeta{Name: "cortex-llm", Labels: map[string]string{LabelRole: "llm-gateway"}},
 		Spec: ServiceSpec{Selector: labels, Ports: []ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: LLMPort}}}})
@@ -700,22 +714,22 @@ func (r *renderer) llmGateway() {
 					Name: "gateway", Image: r.cortexImage(), Command: []string{"cortexd", "cluster", "llm-gateway"},
 					Args: []string{"--listen", fmt.Sprintf(":%d", LLMPort), "--project", r.m.Project, "--config", "/etc/cortex/llm/config.yaml",
 						"--agents", "/etc/cortex/llm-agents/agents", "--tokens", "/etc/cortex/llm-tokens", "--state", "/var/lib/cortex/llm"},
-					Ports:     []ContainerPort{{Name: "http", ContainerPort: LLMPort, Protocol: "TCP"}},
+					Ports: []ContainerPort{{Name: "http", ContainerPort: LLMPort, Protocol: "TCP"}},
+					// Provider keys: only this container sees them.
+					EnvFrom:   []EnvFromSource{{SecretRef: &LocalObjectReference{Name: SecretLLMKeys}}},
 					Resources: smallResources("100m", "64Mi", "1", "256Mi"),
 					VolumeMounts: []VolumeMount{
 						{Name: "config", MountPath: "/etc/cortex/llm", ReadOnly: true},
 						{Name: "agents", MountPath: "/etc/cortex/llm-agents", ReadOnly: true},
 						{Name: "tokens", MountPath: "/etc/cortex/llm-tokens", ReadOnly: true},
-						{Name: "keys", MountPath: "/etc/cortex/llm-keys", ReadOnly: true},
 						{Name: "state", MountPath: "/var/lib/cortex/llm"},
 					},
 					SecurityContext: restricted(),
 				}},
 				Volumes: []Volume{
-					{Name: "config", Secret: &SecretVolume{SecretName: SecretLLMKeys, Items: []KeyToPath{{Key: "config.yaml", Path: "config.yaml"}}}},
+					{Name: "config", ConfigMap: &ConfigMapVolume{Name: "cortex-llm-config"}},
 					{Name: "agents", ConfigMap: &ConfigMapVolume{Name: "cortex-llm-agents"}},
 					{Name: "tokens", Secret: &SecretVolume{SecretName: SecretLLMTokens}},
-					{Name: "keys", Secret: &SecretVolume{SecretName: SecretLLMKeys}},
 					{Name: "state", EmptyDir: &EmptyDir{}},
 				},
 			}}}})

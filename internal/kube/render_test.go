@@ -13,6 +13,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/manifest"
 )
 
@@ -45,8 +46,23 @@ func input(t *testing.T, manifestPath string, has ...string) Input {
 	if cfg.Bundle != "" {
 		bundle = cfg.Bundle
 	}
-	return Input{Manifest: m, Agents: m.Resolve(defs), Bundle: bundle, Config: cfg, Version: "test",
+	in := Input{Manifest: m, Agents: m.Resolve(defs), Bundle: bundle, Config: cfg, Version: "test",
 		BundleHas: func(p string) bool { return set[p] }}
+	if cfg.LLMConfig != "" {
+		data, err := os.ReadFile(filepath.Join(cfg.Dir, cfg.LLMConfig))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lc, err := llm.ParseConfig(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.LLMConfig = data
+		for a := range lc.Aliases {
+			in.LLMAliases = append(in.LLMAliases, a)
+		}
+	}
+	return in
 }
 
 // cases are the renders kept as golden files under testdata/golden/<name>.
@@ -365,6 +381,10 @@ func TestUnmappable(t *testing.T) {
 			[]string{"agents[0].capabilities.filesystem.write[0]: no volume declared for ./out; declare one in cortex.kube.yaml"}},
 		{"read outside the bundle", base + "    capabilities:\n      - filesystem.read: [\"./big-data\"]\n", "",
 			[]string{"agents[0].capabilities.filesystem.read[0]: ./big-data is not in the bundle"}},
+		{"llm without llm_config", base + "    capabilities:\n      - llm.access: [fast]\n", "",
+			[]string{"cortex.yaml:8:9: agents[0].capabilities.llm.access: the LLM gateway needs its configuration"}},
+		{"unknown llm alias", base + "    capabilities:\n      - llm.access: [slow]\n", "version: \"1\"\nllm_config: llm.yaml\n",
+			[]string{`alias "slow" is not in llm.yaml`}},
 		{"several at once", base + "    capabilities:\n      - observability.metrics: true\n      - security.logging: strict\n", "",
 			[]string{"observability.metrics", "security.logging"}},
 	}
@@ -374,6 +394,7 @@ func TestUnmappable(t *testing.T) {
 			_ = os.WriteFile(filepath.Join(dir, "cortex.yaml"), []byte(tc.yaml), 0o644)
 			if tc.kube != "" {
 				_ = os.WriteFile(filepath.Join(dir, ConfigFile), []byte(tc.kube), 0o644)
+				_ = os.WriteFile(filepath.Join(dir, "llm.yaml"), []byte("aliases:\n  fast:\n    targets: [{provider: p, model: m}]\nproviders:\n  - {name: p, kind: openai, api_key_env: K}\n"), 0o644)
 			}
 			res, err := Render(input(t, filepath.Join(dir, "cortex.yaml")))
 			var ue *UnmappableError

@@ -102,7 +102,7 @@ func (c *Cluster) EnsureSecrets(ctx context.Context, o SecretsOptions) ([]Applie
 			}
 		}
 		if _, ok, err := c.getSecret(ctx, o.Namespace, SecretLLMKeys); err == nil && !ok {
-			warns = append(warns, fmt.Sprintf("no Secret %s/%s: the LLM gateway needs it (config.yaml and the provider key files; see docs/cluster.md)", o.Namespace, SecretLLMKeys))
+			warns = append(warns, fmt.Sprintf("no Secret %s/%s: the LLM gateway needs it (one key per api_key_env of the LLM config; see docs/cluster.md)", o.Namespace, SecretLLMKeys))
 		}
 	}
 	return done, warns, nil
