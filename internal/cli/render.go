@@ -3,10 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
-	"sort"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
