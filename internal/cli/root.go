@@ -99,7 +99,7 @@ func opsRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cortex-ops",
 		Short:         "Cortex operations: diagnostics, repair, updates, plugins",
-		Long:          "cortex-ops is the operations CLI of Cortex (the same binary as cortex, invoked by this name).\nIts commands (doctor, repair, update, plugins) arrive with the operations layer.",
+		Long:          "cortex-ops is the operations CLI of Cortex (the same binary as cortex, invoked by this name).\nregistry runs a site's private bundle registry; doctor, repair, update and plugins arrive with the operations layer.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -81,7 +81,7 @@ func resolveRunSource(path string) (runSource, error) {
 			return runSource{ref: path}, nil
 		}
 		if errors.Is(err, os.ErrNotExist) {
-			return runSource{}, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s does not exist", path), "pass a .cortex bundle, a project directory or a cortex.yaml")
+			return runSource{}, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s does not exist", path), "pass a .cortex bundle, a project directory, a cortex.yaml or a registry reference (host[:port]/repo:tag)")
 		}
 		return runSource{}, err
 	}
