@@ -8,9 +8,12 @@
 # python3.11 + nodejs 18, Debian 13 python3.13 + nodejs 20, Ubuntu 24.04
 # python3.12 + nodejs 18; the examples and tests pick whatever runtime
 # the host has), passwd (useradd/groupadd: e2e tests drive the CLI as a
-# real non-root user), then downloads the Go modules. Idempotent: installs only
-# what is missing. DEPS_DRY_RUN=1 prints the plan and installs nothing;
-# DEPS_OS_RELEASE names another os-release file (to check the plan).
+# real non-root user), docker-registry (the CNCF distribution registry:
+# bundle push/pull tests and cortex-ops registry), etcd-server (the
+# Kubernetes API server tests in e2e/kube), then downloads the Go modules
+# of both modules. Idempotent: installs only what is missing.
+# DEPS_DRY_RUN=1 prints the plan and installs nothing; DEPS_OS_RELEASE
+# names another os-release file (to check the plan).
 set -euo pipefail
 
 . "${DEPS_OS_RELEASE:-/etc/os-release}" 2>/dev/null || { ID=unknown; VERSION_ID=; }
@@ -25,7 +28,7 @@ case "${ID}:${VERSION_ID:-}" in
 esac
 
 need=()
-want=(libseccomp-dev redis-server bubblewrap iproute2 nftables pkg-config gcc passwd)
+want=(libseccomp-dev redis-server bubblewrap iproute2 nftables pkg-config gcc passwd docker-registry etcd-server)
 # An interpreter already on the machine (Node from NodeSource, a pyenv
 # Python) is enough; the runtime registry finds it.
 command -v node >/dev/null 2>&1 || want+=(nodejs)
@@ -43,7 +46,11 @@ if ((${#need[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# redis-server's package starts a system instance; tests start their own.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+# redis-server, docker-registry and etcd-server start system instances;
+# tests start their own.
+if command -v systemctl >/dev/null 2>&1; then
+  for unit in redis-server docker-registry etcd; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+fi
 cd "$(dirname "$0")/.."
 go mod download
+(cd e2e/kube && go mod download)

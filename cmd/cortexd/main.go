@@ -1,5 +1,6 @@
 // Command cortexd is the Cortex daemon. It also serves as the sandbox init
-// ("cortexd init", re-exec'd by the daemon inside an agent's namespaces).
+// ("cortexd init", re-exec'd by the daemon inside an agent's namespaces)
+// and, on Kubernetes, as the pods' in-cluster parts ("cortexd cluster").
 // All logic lives in internal/daemon and internal/sandbox.
 package main
 
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/cortexrt/cortex/internal/cluster"
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/daemon"
 	"github.com/cortexrt/cortex/internal/errdefs"
@@ -25,6 +27,8 @@ func main() {
 			sandbox.Init()
 		case "userns-hold":
 			sandbox.HoldUserns()
+		case cluster.Arg:
+			os.Exit(cluster.Main(os.Args[2:], os.Stderr))
 		}
 	}
 	fs := flag.NewFlagSet("cortexd", flag.ContinueOnError)

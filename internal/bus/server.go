@@ -257,8 +257,10 @@ func (s *Server) shutdownNATS() {
 		_ = s.nc.Flush()
 		s.nc.Close()
 	}
-	s.ns.Shutdown()
-	s.ns.WaitForShutdown()
+	if s.ns != nil { // nil for NewRemote
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
 }
 
 func (s *Server) isClosed() bool {

@@ -90,6 +90,7 @@ func cortexRoot(e *env) *cobra.Command {
 	root.AddCommand(
 		runCmd(e), listCmd(e), killCmd(e), logsCmd(e), suspendCmd(e), resumeCmd(e), inspectCmd(e),
 		stopCmd(e), rmCmd(e), validateCmd(e), bundleCmd(e), versionCmd(e), llmCmd(e), busCmd(e),
+		pushCmd(e), pullCmd(e), keyCmd(e), renderCmd(e), deployCmd(e),
 	)
 	return root
 }
@@ -98,11 +99,12 @@ func opsRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cortex-ops",
 		Short:         "Cortex operations: diagnostics, repair, updates, plugins",
-		Long:          "cortex-ops is the operations CLI of Cortex (the same binary as cortex, invoked by this name).\nIts commands (doctor, repair, update, plugins) arrive with the operations layer.",
+		Long:          "cortex-ops is the operations CLI of Cortex (the same binary as cortex, invoked by this name).\nregistry runs a site's private bundle registry; doctor, repair, update and plugins arrive with the operations layer.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.AddCommand(versionCmd(e))
+	root.AddCommand(registryCmd(e))
 	return root
 }
 

@@ -17,16 +17,24 @@ import (
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
+	"github.com/cortexrt/cortex/internal/oci"
 	"github.com/spf13/cobra"
 )
 
 func runCmd(e *env) *cobra.Command {
 	var detach bool
+	var verifyKey string
 	cmd := &cobra.Command{
-		Use:   "run [-d] [PATH]",
-		Short: "Run a swarm from a .cortex bundle, a project directory or a cortex.yaml",
+		Use:   "run [-d] [--verify-key KEY] [PATH|REF]",
+		Short: "Run a swarm from a .cortex bundle, a project directory, a cortex.yaml or a registry",
 		Long: `Run a swarm. PATH is a .cortex bundle, a project directory (with a cortex.yaml) or a
 cortex.yaml file; it defaults to the current directory. A directory is bundled on the fly.
+
+An argument that names nothing on disk and starts with a registry host (one with a dot or
+a port, or localhost) is a registry reference, REF: host[:port]/repository[:tag] or
+host[:port]/repository@sha256:DIGEST; oci://REF forces that reading. The bundle is
+pulled and verified against its digest (see cortex pull) before it runs. With
+--verify-key KEY it must also carry a valid signature by that ed25519 public key.
 
 Attached (the default), the agents' output is shown with coloured name prefixes until every
 agent has ended; Ctrl-C stops the swarm (a second Ctrl-C kills it at once). The exit code
@@ -37,11 +45,18 @@ is non-zero when any agent failed. With -d the command returns once the agents s
 			if len(args) == 1 {
 				path = args[0]
 			}
-			return e.run(c.Context(), path, detach)
+			return e.run(c.Context(), path, runOptions{detach: detach, verifyKey: verifyKey})
 		},
 	}
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "start the agents and return")
+	cmd.Flags().StringVar(&verifyKey, "verify-key", "", "require a registry signature by this ed25519 public key (PEM)")
 	return cmd
+}
+
+// runOptions are run's flags.
+type runOptions struct {
+	detach    bool
+	verifyKey string
 }
 
 // runSource is what a PATH names.
@@ -49,17 +64,24 @@ type runSource struct {
 	bundleFile   string // a .cortex file
 	dir          string // project directory
 	manifestPath string
+	ref          string // a registry reference (see oci.LooksLikeReference)
 }
 
 func resolveRunSource(path string) (runSource, error) {
+	if strings.HasPrefix(path, oci.Scheme) {
+		return runSource{ref: path}, nil
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return runSource{}, err
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && oci.LooksLikeReference(path) {
+			return runSource{ref: path}, nil
+		}
 		if errors.Is(err, os.ErrNotExist) {
-			return runSource{}, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s does not exist", path), "pass a .cortex bundle, a project directory or a cortex.yaml")
+			return runSource{}, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s does not exist", path), "pass a .cortex bundle, a project directory, a cortex.yaml or a registry reference (host[:port]/repo:tag)")
 		}
 		return runSource{}, err
 	}
@@ -79,7 +101,13 @@ func resolveRunSource(path string) (runSource, error) {
 
 // openUpload returns the bundle to send: the file itself, or a bundle
 // made from the directory into a temporary file.
-func (e *env) openUpload(ctx context.Context, src runSource) (*os.File, func(), error) {
+func (e *env) openUpload(ctx context.Context, src runSource, opts runOptions) (*os.File, func(), error) {
+	if src.ref != "" {
+		return e.pullUpload(ctx, src.ref, opts.verifyKey)
+	}
+	if opts.verifyKey != "" {
+		return nil, nil, refSourceErr(src.bundleFile + src.manifestPath)
+	}
 	if src.bundleFile != "" {
 		f, err := os.Open(src.bundleFile)
 		return f, func() {}, err
@@ -129,12 +157,13 @@ func displayPath(path string) string {
 	return path
 }
 
-func (e *env) run(ctx context.Context, path string, detach bool) error {
+func (e *env) run(ctx context.Context, path string, opts runOptions) error {
+	detach := opts.detach
 	src, err := resolveRunSource(path)
 	if err != nil {
 		return err
 	}
-	f, cleanup, err := e.openUpload(ctx, src)
+	f, cleanup, err := e.openUpload(ctx, src, opts)
 	if err != nil {
 		return err
 	}
@@ -148,7 +177,11 @@ func (e *env) run(ctx context.Context, path string, detach bool) error {
 		return err
 	}
 	since := time.Now().Add(-time.Millisecond)
-	resp, err := c.Run(ctx, f, fi.Size(), src.dir, filepath.Base(f.Name()))
+	name := filepath.Base(f.Name())
+	if src.ref != "" {
+		name = src.ref
+	}
+	resp, err := c.Run(ctx, f, fi.Size(), src.dir, name)
 	if err != nil {
 		return err
 	}
