@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
 
@@ -273,7 +274,7 @@ func (b *bridge) remote(subj string, data []byte) {
 	if e.Node == b.s.node {
 		return // our own, echoed by the broker
 	}
-	if e.Project != b.project || ValidChannel(e.Channel) != nil || !strings.HasPrefix(subj, projectPrefix(b.project)) || !validNodeID(e.Node) {
+	if e.Project != b.project || ValidChannel(e.Channel) != nil || !strings.HasPrefix(subj, projectPrefix(b.project)) || !config.ValidNodeID(e.Node) {
 		b.log.Warn("bus broker: message for another project or malformed", "subject", subj)
 		return
 	}

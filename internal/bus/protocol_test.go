@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cortexrt/cortex/internal/bus/bustest"
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/kerneltest"
 	"github.com/cortexrt/cortex/sdk"
 )
@@ -484,7 +485,7 @@ func ExampleServer_Publish() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "bus-example")
 	defer os.RemoveAll(dir)
-	s, err := New(ctx, DefaultConfig(), filepath.Join(dir, "store"), nil)
+	s, err := New(ctx, config.DefaultBus(), filepath.Join(dir, "store"), nil)
 	if err != nil {
 		panic(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
 
@@ -111,6 +112,9 @@ type counters struct {
 	published, delivered, dropped atomic.Uint64
 	subscribers                   atomic.Int64
 }
+
+// Config is the daemon config's bus section, which the bus consumes.
+type Config = config.Bus
 
 // New starts the embedded NATS server with JetStream stored under
 // storeDir (created if missing) and connects to it in-process. ctx bounds
@@ -262,7 +266,7 @@ func loadNodeID(dir, configured string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		id := strings.TrimSpace(string(b))
-		if validNodeID(id) {
+		if config.ValidNodeID(id) {
 			return id, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {

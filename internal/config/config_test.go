@@ -23,12 +23,12 @@ func TestParse(t *testing.T) {
 		check   func(*testing.T, *Config)
 	}{
 		{name: "empty gives defaults", in: "", check: func(t *testing.T, c *Config) {
-			if c.Supervisor.KillGrace.D() != 10*time.Second {
-				t.Errorf("kill grace %v", c.Supervisor.KillGrace.D())
+			if c.Supervisor.KillGrace != 10*time.Second {
+				t.Errorf("kill grace %v", c.Supervisor.KillGrace)
 			}
 		}},
 		{name: "override", in: "version: \"1\"\nsupervisor:\n  kill_grace: 3s\negress:\n  hosts:\n    api.allowed.test: 127.0.0.1\n", check: func(t *testing.T, c *Config) {
-			if c.Supervisor.KillGrace.D() != 3*time.Second || c.Egress.Hosts["api.allowed.test"] != "127.0.0.1" {
+			if c.Supervisor.KillGrace != 3*time.Second || c.Egress.Hosts["api.allowed.test"] != "127.0.0.1" {
 				t.Errorf("got %+v", c)
 			}
 			if c.Logs.Segments != 4 {

@@ -111,8 +111,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if d.store, err = store.Open(filepath.Join(p.LibDir, "state.db")); err != nil {
 		return nil, err
 	}
-	segSize, _ := manifest.ParseQuantity(d.cfg.Logs.SegmentSize)
-	if d.logs, err = logs.Open(logs.Options{Dir: p.LogDir, SegmentSize: int64(segSize), Segments: d.cfg.Logs.Segments}, log.With("subsystem", "logs")); err != nil {
+	if d.logs, err = logs.Open(logs.Options{Dir: p.LogDir, SegmentSize: int64(d.cfg.Logs.SegmentSize), Segments: d.cfg.Logs.Segments}, log.With("subsystem", "logs")); err != nil {
 		return nil, err
 	}
 	if d.cgroups, err = cgroups.New(cgroupParent(p.Root), log.With("subsystem", "cgroups")); err != nil {
@@ -129,7 +128,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if d.bus, err = bus.New(ctx, d.cfg.Bus, filepath.Join(p.LibDir, "bus"), log.With("subsystem", "bus")); err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
-	if d.llm, err = llm.New(d.cfg.LLM, llm.Dirs{Cache: filepath.Join(p.CacheDir, "llm"), State: filepath.Join(p.LibDir, "llm")}, log.With("subsystem", "llm")); err != nil {
+	if d.llm, err = llm.New(d.cfg.LLM, llm.Dirs{Cache: filepath.Join(p.CacheDir, "llm"), State: filepath.Join(p.LibDir, "llm")}, config.Getenv, log.With("subsystem", "llm")); err != nil {
 		return nil, fmt.Errorf("llm gateway: %w", err)
 	}
 	d.llmSvc = newLLMService(d.llm, log.With("subsystem", "llm"))
@@ -150,7 +149,6 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		}
 		d.goBG(d.egress.saveLoop)
 	}
-	tmpSize, _ := manifest.ParseQuantity(d.cfg.Sandbox.TmpSize)
 	initPath := opts.InitPath
 	if initPath == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -167,11 +165,11 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		DataDir:        filepath.Join(p.LibDir, "projects"),
 		ShareDir:       p.ShareDir,
 		InitPath:       initPath,
-		Sandbox:        d.walls.sandboxOptions(int64(tmpSize)),
+		Sandbox:        d.walls.sandboxOptions(int64(d.cfg.Sandbox.TmpSize)),
 		Attachers:      d.attachers(),
-		BackoffInitial: d.cfg.Supervisor.BackoffInitial.D(),
-		BackoffMax:     d.cfg.Supervisor.BackoffMax.D(),
-		KillGrace:      d.cfg.Supervisor.KillGrace.D(),
+		BackoffInitial: d.cfg.Supervisor.BackoffInitial,
+		BackoffMax:     d.cfg.Supervisor.BackoffMax,
+		KillGrace:      d.cfg.Supervisor.KillGrace,
 	})
 	if err := d.sup.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover agents: %w", err)

@@ -56,10 +56,17 @@ type TargetInfo struct {
 	Kind             string     `json:"kind"`
 	Model            string     `json:"model"`
 	Weight           float64    `json:"weight,omitempty"`
-	Timeout          Duration   `json:"timeout"`
-	Price            *Price     `json:"price,omitempty"` // nil when unknown
+	Timeout          string     `json:"timeout"`         // a Go duration: 30s
+	Price            *PriceInfo `json:"price,omitempty"` // nil when unknown
 	CoolingDownUntil *time.Time `json:"cooling_down_until,omitempty"`
 	LatencyMs        float64    `json:"latency_ms,omitempty"` // moving average time to first token
+}
+
+// PriceInfo is a target's price, USD per million tokens.
+type PriceInfo struct {
+	Input       float64  `json:"input"`
+	Output      float64  `json:"output"`
+	CachedInput *float64 `json:"cached_input,omitempty"`
 }
 
 // ModelsReport is the answer of GET /v1/llm/models.
@@ -75,10 +82,9 @@ func (g *Gateway) Models() ModelsReport {
 		rt := g.routes[name]
 		ai := AliasInfo{Name: name, Strategy: rt.strategy, Cache: rt.cache, Retries: rt.retries}
 		for _, t := range rt.targets {
-			ti := TargetInfo{Provider: t.prov.name, Kind: t.prov.kind, Model: t.model, Weight: t.weight, Timeout: Duration(t.timeout)}
+			ti := TargetInfo{Provider: t.prov.name, Kind: t.prov.kind, Model: t.model, Weight: t.weight, Timeout: t.timeout.String()}
 			if t.priced {
-				p := t.price
-				ti.Price = &p
+				ti.Price = &PriceInfo{Input: t.price.Input, Output: t.price.Output, CachedInput: t.price.CachedInput}
 			}
 			if c, until := t.health.cooling(now); c {
 				ti.CoolingDownUntil = &until

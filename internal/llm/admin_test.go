@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 )
 
@@ -111,7 +112,7 @@ func TestAdminHandler(t *testing.T) {
 			t.Errorf("aliases %v", names)
 		}
 		for _, a := range rep.Aliases {
-			if a.Name == "fb" && (len(a.Targets) != 2 || a.Targets[1].Provider != "anthropic" || a.Targets[0].Price == nil || a.Strategy != StrategyOrdered) {
+			if a.Name == "fb" && (len(a.Targets) != 2 || a.Targets[1].Provider != "anthropic" || a.Targets[0].Price == nil || a.Strategy != config.StrategyOrdered) {
 				t.Errorf("fb %+v", a)
 			}
 		}

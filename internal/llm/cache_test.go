@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
 )
 
-func withCache(c *Config) {
+func withCache(c *config.LLM) {
 	c.Cache.Enabled = true
-	c.Cache.TTL = Duration(time.Hour)
+	c.Cache.TTL = time.Hour
 }
 
 func TestCacheHit(t *testing.T) {
@@ -70,9 +71,9 @@ func TestCacheHit(t *testing.T) {
 }
 
 func TestCacheBypass(t *testing.T) {
-	e := newEnv(t, withCache, func(c *Config) {
+	e := newEnv(t, withCache, func(c *config.LLM) {
 		off := false
-		c.Aliases["nocache"] = Alias{Targets: []Target{{Provider: "openai", Model: "gpt-4o-mini"}}, Cache: &off}
+		c.Aliases["nocache"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "openai", Model: "gpt-4o-mini"}}, Cache: &off}
 	})
 	tok := e.register("p", "a", "oa", "nocache")
 	cases := []struct {

@@ -11,12 +11,12 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/manifest"
 )
@@ -33,7 +33,7 @@ type Dirs struct {
 
 // Gateway is the LLM gateway. It is safe for concurrent use; Close stops it.
 type Gateway struct {
-	cfg       Config
+	cfg       config.LLM
 	log       *slog.Logger
 	providers map[string]*provider
 	routes    map[string]*route
@@ -72,13 +72,14 @@ func (a *agentEntry) granted(alias string) bool { return contains(a.aliases, ali
 const flushInterval = time.Second
 
 // New validates cfg, loads provider keys (refusing a key file readable by
-// group or others), opens the cache and state under dirs, and starts the
-// usage flusher. It does not listen on anything.
-func New(cfg Config, dirs Dirs, logger *slog.Logger) (*Gateway, error) {
-	return newGateway(cfg, dirs, logger, os.Getenv, time.Now)
+// group or others; getenv reads an api_key_env variable), opens the cache
+// and state under dirs, and starts the usage flusher. It does not listen on
+// anything.
+func New(cfg config.LLM, dirs Dirs, getenv func(string) string, logger *slog.Logger) (*Gateway, error) {
+	return newGateway(cfg, dirs, logger, getenv, time.Now)
 }
 
-func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) string, now func() time.Time) (*Gateway, error) {
+func newGateway(cfg config.LLM, dirs Dirs, logger *slog.Logger, getenv func(string) string, now func() time.Time) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, errdefs.Wrap(errdefs.InvalidArgument, err)
 	}
@@ -116,7 +117,7 @@ func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) 
 		}
 		base := strings.TrimRight(pc.BaseURL, "/")
 		if base == "" {
-			base = DefaultBaseURL(pc.Kind)
+			base = config.DefaultBaseURL(pc.Kind)
 		}
 		g.providers[pc.Name] = &provider{name: pc.Name, kind: pc.Kind, baseURL: base, key: key, headers: pc.Headers, client: client}
 	}
@@ -124,15 +125,19 @@ func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) 
 	conns := map[string]Connector{}
 	for name, p := range g.providers {
 		switch p.kind {
-		case KindOpenAI:
+		case config.ProviderOpenAI:
 			conns[name] = &openaiConnector{p: p}
-		case KindOpenAICompatible:
+		case config.ProviderOpenAICompatible:
 			conns[name] = &openaiConnector{p: p, compatible: true}
-		case KindAnthropic:
+		case config.ProviderAnthropic:
 			conns[name] = &anthropicConnector{p: p, maxTokens: cfg.Defaults.MaxTokens}
-		case KindGemini:
+		case config.ProviderGemini:
 			conns[name] = &geminiConnector{p: p}
 		}
+	}
+	provCfg := map[string]config.LLMProvider{}
+	for _, pc := range cfg.Providers {
+		provCfg[pc.Name] = pc
 	}
 	healths := map[string]*health{}
 	for name, a := range cfg.Aliases {
@@ -143,13 +148,12 @@ func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) 
 		var fp []string
 		for _, tc := range a.Targets {
 			p := g.providers[tc.Provider]
-			pc, _ := cfg.provider(tc.Provider)
-			timeout := cfg.Routing.Timeout.D()
-			if pc.Timeout > 0 {
-				timeout = pc.Timeout.D()
+			timeout := cfg.Routing.Timeout
+			if pt := provCfg[tc.Provider].Timeout; pt > 0 {
+				timeout = pt
 			}
 			if tc.Timeout > 0 {
-				timeout = tc.Timeout.D()
+				timeout = tc.Timeout
 			}
 			hk := tc.Provider + "/" + tc.Model
 			if healths[hk] == nil {
@@ -158,12 +162,12 @@ func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) 
 			price, priced := priceFor(cfg.Prices, p.kind, tc.Model, tc.Price)
 			rt.targets = append(rt.targets, &target{prov: p, conn: conns[tc.Provider], model: tc.Model, weight: tc.Weight, timeout: timeout, price: price, priced: priced, health: healths[hk]})
 			if tc.Weight > 0 && rt.strategy == "" {
-				rt.strategy = StrategyWeighted
+				rt.strategy = config.StrategyWeighted
 			}
 			fp = append(fp, hk)
 		}
 		if rt.strategy == "" {
-			rt.strategy = StrategyOrdered
+			rt.strategy = config.StrategyOrdered
 		}
 		rt.fingerprint = strings.Join(fp, ",")
 		g.routes[name] = rt
@@ -173,8 +177,7 @@ func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) 
 		if dirs.Cache == "" {
 			return nil, errdefs.New(errdefs.InvalidArgument, "llm gateway: cache enabled but no cache dir")
 		}
-		max, _ := cfg.cacheMaxBytes()
-		if g.cache, err = openCache(dirs.Cache, cfg.Cache.TTL.D(), max, now); err != nil {
+		if g.cache, err = openCache(dirs.Cache, cfg.Cache.TTL, int64(cfg.Cache.MaxSize), now); err != nil {
 			return nil, err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/config"
 )
 
 // health is what the router knows about one provider/model, shared by
@@ -63,7 +65,7 @@ type target struct {
 	model   string
 	weight  float64
 	timeout time.Duration
-	price   Price
+	price   config.Price
 	priced  bool
 	health  *health
 }
@@ -102,7 +104,7 @@ func (rt *route) order(now time.Time, rnd func() float64) []*target {
 		return []*target{coolest}
 	}
 	switch rt.strategy {
-	case StrategyWeighted:
+	case config.StrategyWeighted:
 		var sum float64
 		for _, t := range ts {
 			sum += t.weight
@@ -118,7 +120,7 @@ func (rt *route) order(now time.Time, rnd func() float64) []*target {
 				x -= t.weight
 			}
 		}
-	case StrategyLowestLatency:
+	case config.StrategyLowestLatency:
 		// Unmeasured targets go first so every target gets measured.
 		sort.SliceStable(ts, func(i, j int) bool {
 			li, oki := ts[i].health.latency()
@@ -128,7 +130,7 @@ func (rt *route) order(now time.Time, rnd func() float64) []*target {
 			}
 			return li < lj
 		})
-	case StrategyLowestCost:
+	case config.StrategyLowestCost:
 		cost := func(t *target) float64 {
 			if !t.priced {
 				return math.Inf(1)
@@ -271,7 +273,7 @@ func (g *Gateway) open(ctx context.Context, rt *route, req *Request) (*opened, e
 				retryAfter = ue.RetryAfter
 				continue
 			}
-			cd := g.cfg.Routing.Cooldown.D()
+			cd := g.cfg.Routing.Cooldown
 			if ue.RetryAfter > cd {
 				cd = ue.RetryAfter
 			}
@@ -321,7 +323,7 @@ func (g *Gateway) attempt(ctx context.Context, t *target, req *Request) (*opened
 		}
 	}
 	timer.Stop()
-	return &opened{target: t, first: first, stream: s, ctx: actx, cancel: cancel, timer: timer, idle: g.cfg.Routing.StreamIdleTimeout.D()}, nil
+	return &opened{target: t, first: first, stream: s, ctx: actx, cancel: cancel, timer: timer, idle: g.cfg.Routing.StreamIdleTimeout}, nil
 }
 
 // backoff is the delay before retry number try (1-based): exponential from
@@ -329,12 +331,12 @@ func (g *Gateway) attempt(ctx context.Context, t *target, req *Request) (*opened
 // Retry-After within the cap wins.
 func (g *Gateway) backoff(try int, retryAfter time.Duration) time.Duration {
 	r := g.cfg.Routing
-	if retryAfter > 0 && retryAfter <= r.BackoffMax.D() {
+	if retryAfter > 0 && retryAfter <= r.BackoffMax {
 		return retryAfter
 	}
-	d := r.Backoff.D() << (try - 1)
-	if d > r.BackoffMax.D() || d <= 0 {
-		d = r.BackoffMax.D()
+	d := r.Backoff << (try - 1)
+	if d > r.BackoffMax || d <= 0 {
+		d = r.BackoffMax
 	}
 	jitter := 0.8 + 0.4*g.rnd()
 	return time.Duration(float64(d) * jitter)
@@ -401,7 +403,7 @@ func (g *Gateway) embed(ctx context.Context, rt *route, req *EmbedRequest) (*Emb
 				retryAfter = ue.RetryAfter
 				continue
 			}
-			t.health.failure(g.now(), g.cfg.Routing.Cooldown.D())
+			t.health.failure(g.now(), g.cfg.Routing.Cooldown)
 			failures = append(failures, ue.Error())
 			break
 		}

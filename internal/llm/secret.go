@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
 
@@ -23,7 +24,7 @@ func (s secret) empty() bool                  { return s.v == "" }
 // file must be a regular file owned by the daemon's user with no group or
 // other permission bits; anything looser is refused, because any process
 // on the host could then read the key.
-func loadKey(p ProviderConfig, getenv func(string) string) (secret, error) {
+func loadKey(p config.LLMProvider, getenv func(string) string) (secret, error) {
 	switch {
 	case p.APIKeyFile != "":
 		return readKeyFile(p.Name, p.APIKeyFile)

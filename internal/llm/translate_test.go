@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -544,9 +545,9 @@ func TestSameFamilyPassthrough(t *testing.T) {
 }
 
 func TestEmbeddings(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
-		c.Aliases["emb"] = Alias{Targets: []Target{{Provider: "anthropic", Model: "none"}, {Provider: "openai", Model: "text-embedding-3-small"}}}
-		c.Aliases["gemb"] = Alias{Targets: []Target{{Provider: "gemini", Model: "text-embedding-004"}}}
+	e := newEnv(t, func(c *config.LLM) {
+		c.Aliases["emb"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "anthropic", Model: "none"}, {Provider: "openai", Model: "text-embedding-3-small"}}}
+		c.Aliases["gemb"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "gemini", Model: "text-embedding-004"}}}
 	})
 	tok := e.register("p", "a", "emb", "gemb", "an")
 	for _, alias := range []string{"emb", "gemb"} {

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/cortexrt/cortex/internal/strictyaml"
+	"go.yaml.in/yaml/v3"
 )
 
 // Version is the only manifest version this build understands.
@@ -138,9 +141,24 @@ func ParseQuantity(s string) (Quantity, error) {
 		return 0, fmt.Errorf("%q is not a quantity; use Mi or Gi, e.g. 2Gi", s)
 	}
 	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is too large", s)
+		return 0, fmt.Errorf("%q is too large; write a smaller size, e.g. 2Gi", s)
 	}
 	return Quantity(n * mult), nil
+}
+
+// UnmarshalYAML decodes a quantity written as text (512Mi) or a plain
+// number of bytes, so every config file that strictyaml decodes parses
+// sizes once, with ParseQuantity's wording.
+func (q *Quantity) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == strictyaml.TagBinary {
+		return fmt.Errorf("expected a string, found %s", strictyaml.Describe(n))
+	}
+	v, err := ParseQuantity(n.Value)
+	if err != nil {
+		return err
+	}
+	*q = v
+	return nil
 }
 
 // String formats q in the largest binary unit that divides it exactly.

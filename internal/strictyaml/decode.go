@@ -18,7 +18,8 @@ import (
 // Struct fields are matched by their yaml tag (or lowercased name); "-"
 // skips a field. Scalars are not coerced: a bool field takes only true or
 // false, an integer field only an integer, a float field a number; a string
-// field takes any scalar as its literal text. Types implementing
+// field takes any scalar as its literal text, a time.Duration field a Go
+// duration (10s, 500ms, 2h). Types implementing
 // yaml.Unmarshaler decode themselves and their error becomes the message.
 func Decode(data []byte, file string, v any) error {
 	root, err := Parse(data, file)
@@ -188,7 +189,7 @@ func (d *decoder) scalar(n *yaml.Node, field string, v reflect.Value) {
 	if v.Type() == durationType {
 		dur, err := time.ParseDuration(n.Value)
 		if err != nil || tag != TagStr && tag != TagInt {
-			d.add(At(n, field, fmt.Sprintf("%q is not a duration", n.Value), "write a duration such as 30s, 500ms or 2h"))
+			d.add(At(n, field, fmt.Sprintf("%q is not a duration", n.Value), "write e.g. 10s or 500ms"))
 			return
 		}
 		v.SetInt(int64(dur))

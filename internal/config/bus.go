@@ -1,4 +1,4 @@
-package bus
+package config
 
 import (
 	"errors"
@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// Config tunes the bus. The daemon's config.yaml embeds it under `bus:`;
-// zero fields take the DefaultConfig value (see WithDefaults).
-type Config struct {
+// Bus is the `bus:` section: it tunes the message bus (internal/bus
+// consumes it). Zero fields take the DefaultBus value (see WithDefaults).
+type Bus struct {
 	// MaxPayload is the largest payload (the JSON object's encoded bytes)
 	// a publisher may send. Larger ones are refused at the publisher.
 	MaxPayload int64 `yaml:"max_payload"`
@@ -44,9 +44,9 @@ type Config struct {
 	NodeID string `yaml:"node_id"`
 }
 
-// DefaultConfig is the built-in configuration.
-func DefaultConfig() Config {
-	return Config{
+// DefaultBus is the built-in bus configuration.
+func DefaultBus() Bus {
+	return Bus{
 		MaxPayload:       1 << 20,
 		SubscriberBuffer: 1024,
 		MaxAckPending:    256,
@@ -64,9 +64,9 @@ func DefaultConfig() Config {
 // room for headers.
 const maxPayloadCeiling = 32 << 20
 
-// WithDefaults returns c with every zero field set from DefaultConfig.
-func (c Config) WithDefaults() Config {
-	d := DefaultConfig()
+// WithDefaults returns c with every zero field set from DefaultBus.
+func (c Bus) WithDefaults() Bus {
+	d := DefaultBus()
 	if c.MaxPayload == 0 {
 		c.MaxPayload = d.MaxPayload
 	}
@@ -97,12 +97,33 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate returns every problem of c (after defaults), joined.
-func (c Config) Validate() error {
+// Validate returns every problem of c (after defaults), joined, each
+// naming its field (bus.max_payload: ...).
+func (c Bus) Validate() error {
 	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("bus.%s: %s", field, fmt.Sprintf(format, args...)))
+	c.validate(func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	})
+	return errors.Join(errs...)
+}
+
+// ValidNodeID reports whether s can name a node to broker bridges: 1-64
+// letters, digits, '-' or '_'.
+func ValidNodeID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
 	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c Bus) validate(bad problem) {
+	bad = prefixed(bad, "bus.")
 	if c.MaxPayload < 1 || c.MaxPayload > maxPayloadCeiling {
 		bad("max_payload", "%d is out of range; use 1 to %d bytes", c.MaxPayload, maxPayloadCeiling)
 	}
@@ -135,8 +156,7 @@ func (c Config) Validate() error {
 			bad("listen", "%q is not host:port", c.Listen)
 		}
 	}
-	if c.NodeID != "" && !validNodeID(c.NodeID) {
+	if c.NodeID != "" && !ValidNodeID(c.NodeID) {
 		bad("node_id", "%q: use 1-64 letters, digits, '-' or '_'", c.NodeID)
 	}
-	return errors.Join(errs...)
 }

@@ -1,10 +1,8 @@
-package llm
+package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"regexp"
 	"sort"
@@ -12,15 +10,14 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/manifest"
-	"go.yaml.in/yaml/v3"
 )
 
-// Provider kinds a connector exists for.
+// Provider kinds of the llm section; internal/llm has a connector for each.
 const (
-	KindOpenAI           = "openai"
-	KindAnthropic        = "anthropic"
-	KindGemini           = "gemini"
-	KindOpenAICompatible = "openai-compatible"
+	ProviderOpenAI           = "openai"
+	ProviderAnthropic        = "anthropic"
+	ProviderGemini           = "gemini"
+	ProviderOpenAICompatible = "openai-compatible"
 )
 
 // Routing strategies of an alias.
@@ -31,130 +28,99 @@ const (
 	StrategyLowestCost    = "lowest-cost"    // by price per token
 )
 
-// Config is the `llm:` section of the daemon's config.yaml. The daemon
-// embeds it; Parse/ParseConfig decode strictly (unknown fields are errors).
-type Config struct {
-	Providers []ProviderConfig `yaml:"providers" json:"providers"`
-	Aliases   map[string]Alias `yaml:"aliases" json:"aliases"`
-	Routing   Routing          `yaml:"routing" json:"routing"`
-	Cache     CacheConfig      `yaml:"cache" json:"cache"`
-	Prices    map[string]Price `yaml:"prices" json:"prices"`
-	Defaults  RequestDefaults  `yaml:"defaults" json:"defaults"`
+// LLM is the `llm:` section: the LLM gateway's providers, aliases and
+// routing (internal/llm consumes it).
+type LLM struct {
+	Providers []LLMProvider       `yaml:"providers"`
+	Aliases   map[string]LLMAlias `yaml:"aliases"`
+	Routing   LLMRouting          `yaml:"routing"`
+	Cache     LLMCache            `yaml:"cache"`
+	Prices    map[string]Price    `yaml:"prices"`
+	Defaults  LLMDefaults         `yaml:"defaults"`
 }
 
-// ProviderConfig is one upstream account. Exactly one of APIKeyFile and
+// LLMProvider is one upstream account. Exactly one of APIKeyFile and
 // APIKeyEnv is required for openai, anthropic and gemini; an
 // openai-compatible server (Ollama, vLLM, llama.cpp) may have neither.
-type ProviderConfig struct {
-	Name    string `yaml:"name" json:"name"`
-	Kind    string `yaml:"kind" json:"kind"`
-	BaseURL string `yaml:"base_url" json:"base_url"`
+type LLMProvider struct {
+	Name    string `yaml:"name"`
+	Kind    string `yaml:"kind"`
+	BaseURL string `yaml:"base_url"`
 	// APIKeyFile is a file owned by the daemon's user with no group or
 	// other permission bits (chmod 600); anything looser is refused.
-	APIKeyFile string `yaml:"api_key_file" json:"api_key_file,omitempty"`
+	APIKeyFile string `yaml:"api_key_file"`
 	// APIKeyEnv names an environment variable of the daemon holding the key.
-	APIKeyEnv string `yaml:"api_key_env" json:"api_key_env,omitempty"`
+	APIKeyEnv string `yaml:"api_key_env"`
 	// Headers are sent on every upstream request (e.g. OpenAI-Organization).
-	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	Headers map[string]string `yaml:"headers"`
 	// Timeout overrides routing.timeout for every target of this provider.
-	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Alias is a model name agents use, mapped to provider/model targets.
-type Alias struct {
-	Targets []Target `yaml:"targets" json:"targets"`
+// LLMAlias is a model name agents use, mapped to provider/model targets.
+type LLMAlias struct {
+	Targets []LLMTarget `yaml:"targets"`
 	// Strategy is ordered (default), weighted (default when a weight is
 	// set), lowest-latency or lowest-cost.
-	Strategy string `yaml:"strategy" json:"strategy,omitempty"`
+	Strategy string `yaml:"strategy"`
 	// Cache turns the response cache off for this alias when false.
-	Cache *bool `yaml:"cache" json:"cache,omitempty"`
+	Cache *bool `yaml:"cache"`
 	// Retries overrides routing.retries for this alias.
-	Retries *int `yaml:"retries" json:"retries,omitempty"`
+	Retries *int `yaml:"retries"`
 }
 
-// Target is one provider/model an alias may be served by.
-type Target struct {
-	Provider string   `yaml:"provider" json:"provider"`
-	Model    string   `yaml:"model" json:"model"`
-	Weight   float64  `yaml:"weight" json:"weight,omitempty"`
-	Timeout  Duration `yaml:"timeout" json:"timeout,omitempty"`
-	Price    *Price   `yaml:"price" json:"price,omitempty"`
+// LLMTarget is one provider/model an alias may be served by.
+type LLMTarget struct {
+	Provider string        `yaml:"provider"`
+	Model    string        `yaml:"model"`
+	Weight   float64       `yaml:"weight"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Price    *Price        `yaml:"price"`
 }
 
-// Routing tunes retries, fallback and cooldown for every alias.
-type Routing struct {
+// LLMRouting tunes retries, fallback and cooldown for every alias.
+type LLMRouting struct {
 	// Retries is how many times a target is retried on a retryable error
 	// (network error, timeout, 408, 429, 5xx) before falling back.
-	Retries int `yaml:"retries" json:"retries"`
+	Retries int `yaml:"retries"`
 	// Backoff is the first retry delay, doubled each retry up to BackoffMax
 	// (an upstream Retry-After within BackoffMax is honoured).
-	Backoff    Duration `yaml:"backoff" json:"backoff"`
-	BackoffMax Duration `yaml:"backoff_max" json:"backoff_max"`
+	Backoff    time.Duration `yaml:"backoff"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
 	// Cooldown is how long a target that failed (after its retries) is
 	// skipped. When every target of an alias is cooling down, the one whose
 	// cooldown ends first is tried anyway.
-	Cooldown Duration `yaml:"cooldown" json:"cooldown"`
+	Cooldown time.Duration `yaml:"cooldown"`
 	// Timeout bounds a non-streamed call, and a streamed call until its
 	// first token; a target's or provider's timeout overrides it.
-	Timeout Duration `yaml:"timeout" json:"timeout"`
+	Timeout time.Duration `yaml:"timeout"`
 	// StreamIdleTimeout bounds the gap between two events of a stream once
 	// it has started.
-	StreamIdleTimeout Duration `yaml:"stream_idle_timeout" json:"stream_idle_timeout"`
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
 }
 
-// CacheConfig tunes the exact-match response cache.
-type CacheConfig struct {
-	Enabled bool     `yaml:"enabled" json:"enabled"`
-	TTL     Duration `yaml:"ttl" json:"ttl"`
+// LLMCache tunes the exact-match response cache.
+type LLMCache struct {
+	Enabled bool          `yaml:"enabled"`
+	TTL     time.Duration `yaml:"ttl"`
 	// MaxSize caps the bytes on disk (a quantity: 256Mi, 1Gi); the least
 	// recently used entries are removed first.
-	MaxSize string `yaml:"max_size" json:"max_size"`
+	MaxSize manifest.Quantity `yaml:"max_size"`
 }
 
 // Price is USD per million tokens. CachedInput, when set, is charged for
 // cache-read input tokens instead of Input.
 type Price struct {
-	Input       float64  `yaml:"input" json:"input"`
-	Output      float64  `yaml:"output" json:"output"`
-	CachedInput *float64 `yaml:"cached_input" json:"cached_input,omitempty"`
+	Input       float64  `yaml:"input"`
+	Output      float64  `yaml:"output"`
+	CachedInput *float64 `yaml:"cached_input"`
 }
 
-// RequestDefaults fill in what a request leaves out.
-type RequestDefaults struct {
+// LLMDefaults fill in what a request leaves out.
+type LLMDefaults struct {
 	// MaxTokens is sent to providers that require a limit (Anthropic) when
 	// the request has none.
-	MaxTokens int `yaml:"max_tokens" json:"max_tokens"`
-}
-
-// Duration is a time.Duration written as "30s" in YAML and JSON.
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration; write e.g. 30s or 500ms", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Duration(d).String() + `"`), nil
-}
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration", s)
-	}
-	*d = Duration(v)
-	return nil
+	MaxTokens int `yaml:"max_tokens"`
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -191,46 +157,25 @@ func DefaultPrices() map[string]Price {
 	}
 }
 
-// DefaultConfig returns the built-in configuration: no providers or
-// aliases (nothing is reachable until the operator configures it), the
-// default price table, the cache on (1h TTL, 256Mi), one retry, 30s
-// cooldown.
-func DefaultConfig() Config {
-	return Config{
+// DefaultLLM returns the built-in llm section: no providers or aliases
+// (nothing is reachable until the operator configures it), the default
+// price table, the cache on (1h TTL, 256Mi), one retry, 30s cooldown.
+func DefaultLLM() LLM {
+	return LLM{
 		Providers: nil,
-		Aliases:   map[string]Alias{},
-		Routing: Routing{
+		Aliases:   map[string]LLMAlias{},
+		Routing: LLMRouting{
 			Retries:           1,
-			Backoff:           Duration(200 * time.Millisecond),
-			BackoffMax:        Duration(5 * time.Second),
-			Cooldown:          Duration(30 * time.Second),
-			Timeout:           Duration(60 * time.Second),
-			StreamIdleTimeout: Duration(120 * time.Second),
+			Backoff:           200 * time.Millisecond,
+			BackoffMax:        5 * time.Second,
+			Cooldown:          30 * time.Second,
+			Timeout:           60 * time.Second,
+			StreamIdleTimeout: 120 * time.Second,
 		},
-		Cache:    CacheConfig{Enabled: true, TTL: Duration(time.Hour), MaxSize: "256Mi"},
+		Cache:    LLMCache{Enabled: true, TTL: time.Hour, MaxSize: 256 << 20},
 		Prices:   DefaultPrices(),
-		Defaults: RequestDefaults{MaxTokens: 4096},
+		Defaults: LLMDefaults{MaxTokens: 4096},
 	}
-}
-
-// ParseConfig decodes an `llm:` section (the mapping under the key, not
-// the whole daemon config) over DefaultConfig, strictly. It has no side
-// effects; call Validate next.
-func ParseConfig(r io.Reader) (Config, error) {
-	c := DefaultConfig()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return c, fmt.Errorf("read llm config: %w", err)
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return c, nil
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("llm config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	return c, nil
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$`)
@@ -239,11 +184,11 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$`)
 // empty ("" for openai-compatible, which must name its server).
 func DefaultBaseURL(kind string) string {
 	switch kind {
-	case KindOpenAI:
+	case ProviderOpenAI:
 		return "https://api.openai.com/v1"
-	case KindAnthropic:
+	case ProviderAnthropic:
 		return "https://api.anthropic.com/v1"
-	case KindGemini:
+	case ProviderGemini:
 		return "https://generativelanguage.googleapis.com/v1beta"
 	}
 	return ""
@@ -251,12 +196,17 @@ func DefaultBaseURL(kind string) string {
 
 // Validate returns every problem of c, joined, each naming the field
 // (llm.providers[1].kind: ...) and the fix.
-func (c *Config) Validate() error {
+func (c *LLM) Validate() error {
 	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("llm.%s: %s", field, fmt.Sprintf(format, args...)))
-	}
-	providers := map[string]ProviderConfig{}
+	c.validate(func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	})
+	return errors.Join(errs...)
+}
+
+func (c *LLM) validate(bad problem) {
+	bad = prefixed(bad, "llm.")
+	providers := map[string]LLMProvider{}
 	for i, p := range c.Providers {
 		f := fmt.Sprintf("providers[%d]", i)
 		if !nameRE.MatchString(p.Name) {
@@ -266,7 +216,7 @@ func (c *Config) Validate() error {
 		}
 		providers[p.Name] = p
 		switch p.Kind {
-		case KindOpenAI, KindAnthropic, KindGemini, KindOpenAICompatible:
+		case ProviderOpenAI, ProviderAnthropic, ProviderGemini, ProviderOpenAICompatible:
 		default:
 			bad(f+".kind", "%q is not a provider kind; use openai, anthropic, gemini or openai-compatible", p.Kind)
 		}
@@ -274,7 +224,7 @@ func (c *Config) Validate() error {
 		if base == "" {
 			base = DefaultBaseURL(p.Kind)
 		}
-		if base == "" && p.Kind == KindOpenAICompatible {
+		if base == "" && p.Kind == ProviderOpenAICompatible {
 			bad(f+".base_url", "required for openai-compatible; e.g. http://127.0.0.1:11434/v1 for Ollama")
 		} else if base != "" {
 			u, err := url.Parse(base)
@@ -285,7 +235,7 @@ func (c *Config) Validate() error {
 		if p.APIKeyFile != "" && p.APIKeyEnv != "" {
 			bad(f, "set api_key_file or api_key_env, not both")
 		}
-		if p.APIKeyFile == "" && p.APIKeyEnv == "" && p.Kind != KindOpenAICompatible && p.Kind != "" {
+		if p.APIKeyFile == "" && p.APIKeyEnv == "" && p.Kind != ProviderOpenAICompatible && p.Kind != "" {
 			bad(f, "kind %s needs api_key_file (a root-only file) or api_key_env", p.Kind)
 		}
 		if p.Timeout < 0 {
@@ -352,37 +302,16 @@ func (c *Config) Validate() error {
 	if c.Cache.TTL < 0 {
 		bad("cache.ttl", "must not be negative")
 	}
-	if _, err := c.cacheMaxBytes(); err != nil {
-		bad("cache.max_size", "%v", err)
-	}
 	for m, p := range c.Prices {
 		validPrice(bad, "prices."+m, p)
 	}
 	if c.Defaults.MaxTokens <= 0 {
 		bad("defaults.max_tokens", "must be > 0, e.g. 4096")
 	}
-	return errors.Join(errs...)
 }
 
-func validPrice(bad func(string, string, ...any), field string, p Price) {
+func validPrice(bad problem, field string, p Price) {
 	if p.Input < 0 || p.Output < 0 || (p.CachedInput != nil && *p.CachedInput < 0) {
 		bad(field, "prices must not be negative")
 	}
-}
-
-func (c *Config) cacheMaxBytes() (int64, error) {
-	if c.Cache.MaxSize == "" {
-		return 0, fmt.Errorf("required, e.g. 256Mi")
-	}
-	q, err := manifest.ParseQuantity(c.Cache.MaxSize)
-	return int64(q), err
-}
-
-func (c *Config) provider(name string) (ProviderConfig, bool) {
-	for _, p := range c.Providers {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return ProviderConfig{}, false
 }
