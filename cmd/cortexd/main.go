@@ -27,8 +27,9 @@ func main() {
 			sandbox.HoldUserns()
 		}
 	}
+	env := config.FromEnv()
 	fs := flag.NewFlagSet("cortexd", flag.ContinueOnError)
-	root := fs.String("root", os.Getenv("CORTEX_ROOT"), "prefix for every host path (default: CORTEX_ROOT, else /)")
+	root := fs.String("root", env.Root, "prefix for every host path (default: CORTEX_ROOT, else /)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -51,7 +52,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := daemon.Run(ctx, daemon.Options{Paths: config.NewPaths(*root), Logger: slog.New(h)})
+	err := daemon.Run(ctx, daemon.Options{Paths: config.NewPaths(*root), Env: env, Logger: slog.New(h)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cortexd: %v\n", err)
 		if hint := errdefs.HintOf(err); hint != "" {

@@ -14,6 +14,8 @@
 //	CORTEX_DAEMON           path of the cortexd binary the CLI starts when no daemon
 //	                        answers; default: cortexd beside the cortex binary, then $PATH.
 //	CORTEX_NO_AUTOSTART=1   the CLI never starts a daemon.
+//	PYENV_ROOT              where runtime discovery looks for pyenv's Pythons
+//	                        (versions/<x.y.z>/bin); default /root/.pyenv.
 //	(api_key_env)           the variable an llm provider's api_key_env names holds
 //	                        its key (read with Getenv, by the daemon only).
 //	CORTEX_TEST_PRIVILEGED=1  tests that need root or a kernel feature fail instead of

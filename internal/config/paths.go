@@ -57,6 +57,7 @@ type Env struct {
 	Host        string // CORTEX_HOST, as a socket path
 	Daemon      string // CORTEX_DAEMON
 	NoAutostart bool   // CORTEX_NO_AUTOSTART=1
+	PyenvRoot   string // PYENV_ROOT, where runtime discovery looks for pyenv's Pythons
 }
 
 // FromEnv reads the environment.
@@ -65,6 +66,7 @@ func FromEnv() Env {
 		Root:        os.Getenv("CORTEX_ROOT"),
 		Daemon:      os.Getenv("CORTEX_DAEMON"),
 		NoAutostart: os.Getenv("CORTEX_NO_AUTOSTART") == "1",
+		PyenvRoot:   os.Getenv("PYENV_ROOT"),
 	}
 	h := os.Getenv("CORTEX_HOST")
 	h = strings.TrimPrefix(h, "unix://")

@@ -40,7 +40,9 @@ var Version = "0.1.0-dev"
 
 // Options configure a daemon.
 type Options struct {
-	Paths  config.Paths
+	Paths config.Paths
+	// Env is the environment cmd/cortexd read (config.FromEnv).
+	Env    config.Env
 	Logger *slog.Logger
 	// InitPath is the binary re-exec'd as the sandbox init; "" = this one.
 	InitPath string
@@ -117,7 +119,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if d.cgroups, err = cgroups.New(cgroupParent(p.Root), log.With("subsystem", "cgroups")); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	d.rt = runtimes.NewRegistry(d.cfg.Runtimes)
+	d.rt = runtimes.NewRegistry(d.cfg.Runtimes, opts.Env.PyenvRoot)
 	if _, err := runtimes.Install(p.ShareDir); err != nil {
 		return nil, fmt.Errorf("install runtime shims: %w", err)
 	}

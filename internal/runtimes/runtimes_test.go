@@ -7,12 +7,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/kerneltest"
 )
 
 func TestLookupPython311(t *testing.T) {
-	r := NewRegistry(nil)
+	r := NewRegistry(nil, config.FromEnv().PyenvRoot)
 	ip, err := r.Lookup("python3.11")
 	if err != nil {
 		kerneltest.Missing(t, "python3.11: "+err.Error())
@@ -23,7 +24,7 @@ func TestLookupPython311(t *testing.T) {
 }
 
 func TestMissingInterpreterIsInvalidWithHint(t *testing.T) {
-	r := NewRegistry(map[string]string{"python3.12": "/nonexistent/python3.12"})
+	r := NewRegistry(map[string]string{"python3.12": "/nonexistent/python3.12"}, config.FromEnv().PyenvRoot)
 	err := r.Available("python3.12")
 	if err == nil {
 		t.Fatal("want error")
@@ -37,7 +38,7 @@ func TestMissingInterpreterIsInvalidWithHint(t *testing.T) {
 }
 
 func TestOverrideWithWrongVersionRefused(t *testing.T) {
-	r := NewRegistry(map[string]string{"python3.10": "/usr/bin/python3.11"})
+	r := NewRegistry(map[string]string{"python3.10": "/usr/bin/python3.11"}, config.FromEnv().PyenvRoot)
 	if _, err := os.Stat("/usr/bin/python3.11"); err != nil {
 		kerneltest.Missing(t, "needs /usr/bin/python3.11")
 	}
@@ -85,7 +86,7 @@ func TestBootstrap(t *testing.T) {
 		{"node esm", "nodejs20", "esm.mjs:run", 0, "hello from esm"},
 		{"node missing export", "nodejs20", "agent.js:nope", 1, "has no exported function"},
 	}
-	r := NewRegistry(nil)
+	r := NewRegistry(nil, config.FromEnv().PyenvRoot)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ip, err := r.Lookup(tc.runtime)
