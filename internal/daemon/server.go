@@ -15,6 +15,7 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logs"
+	"github.com/cortexrt/cortex/internal/supervisor"
 )
 
 func (d *Daemon) handler() http.Handler {
@@ -155,11 +156,7 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) getAgents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	out := d.sup.List(r.Context(), q.Get("project"), q.Get("all") == "1")
-	if out == nil {
-		out = []api.AgentStatus{}
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, apiStatuses(d.sup.List(r.Context(), q.Get("project"), q.Get("all") == "1")))
 	return nil
 }
 
@@ -178,12 +175,13 @@ func (d *Daemon) inspectAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	in.Walls = d.agentWalls(in.Walls)
+	var eg any
 	if d.egress != nil {
 		if st, ok := d.egress.Stats(in.Project, in.Agent); ok {
-			in.Egress = st
+			eg = st
 		}
 	}
-	writeJSON(w, http.StatusOK, in)
+	writeJSON(w, http.StatusOK, apiInspection(in, eg))
 	return nil
 }
 
@@ -321,7 +319,7 @@ func (d *Daemon) getEvents(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
-			if err := out.Send("state", ev); err != nil {
+			if err := out.Send("state", apiEvent(ev)); err != nil {
 				return nil
 			}
 			out.Flush()
@@ -360,7 +358,7 @@ func (d *Daemon) attachProject(w http.ResponseWriter, r *http.Request) error {
 		})
 	}()
 
-	allFinal := func() ([]api.AgentStatus, bool) {
+	allFinal := func() ([]supervisor.Status, bool) {
 		sts := d.sup.List(ctx, project, true)
 		for _, s := range sts {
 			if s.State.Active() || s.RestartPending {
@@ -392,9 +390,9 @@ func (d *Daemon) attachProject(w http.ResponseWriter, r *http.Request) error {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			end := api.AttachEnd{Agents: sts, Failed: []string{}}
+			end := api.AttachEnd{Agents: apiStatuses(sts), Failed: []string{}}
 			for _, s := range sts {
-				if s.State == api.Failed {
+				if s.State == supervisor.Failed {
 					end.Failed = append(end.Failed, s.Project+"/"+s.Agent)
 				}
 			}
@@ -414,7 +412,7 @@ func (d *Daemon) attachProject(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
-			_ = out.send("state", ev)
+			_ = out.send("state", apiEvent(ev))
 		case <-tick.C:
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logs"
@@ -702,7 +701,7 @@ func (a *agent) inspect(ctx context.Context) (Inspection, error) {
 		return Inspection{}, err
 	}
 	in := Inspection{
-		AgentStatus:   st,
+		Status:        st,
 		Spec:          a.spec,
 		Limits:        a.spec.Limits,
 		UID:           a.uid,
@@ -712,7 +711,7 @@ func (a *agent) inspect(ctx context.Context) (Inspection, error) {
 		BundleDigest:  a.proj.Digest,
 		BundleDir:     a.proj.BundleDir,
 		SourceDir:     a.proj.SourceDir,
-		History:       history(hist),
+		History:       hist,
 	}
 	if !a.s.opts.Sandbox.Confine {
 		in.UID = 0
@@ -748,12 +747,4 @@ func (s *Supervisor) walls() []Wall {
 		}
 	}
 	return w
-}
-
-func history(evs []store.Event) []api.HistoryEvent {
-	out := make([]api.HistoryEvent, len(evs))
-	for i, e := range evs {
-		out[i] = api.HistoryEvent(e)
-	}
-	return out
 }
