@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cortexrt/cortex/internal/api"
-	"github.com/cortexrt/cortex/internal/bus"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
 	"github.com/cortexrt/cortex/internal/logs"
 )
@@ -199,22 +198,22 @@ func runAttached(t *testing.T, d *daemontest.Daemon, dir, project string, agents
 	endedOK(t, d, project, agents...)
 }
 
-func busStats(t *testing.T, d *daemontest.Daemon) bus.StatsReport {
+func busStats(t *testing.T, d *daemontest.Daemon) api.BusStats {
 	t.Helper()
-	var rep bus.StatsReport
+	var rep api.BusStats
 	daemontest.JSON(t, d.MustCLI("", "bus", "stats", "--json"), &rep)
 	return rep
 }
 
 // channelStats returns a channel's counters (zero if the daemon never
 // saw the channel).
-func channelStats(rep bus.StatsReport, project, channel string) bus.ChannelStats {
+func channelStats(rep api.BusStats, project, channel string) api.BusChannelStats {
 	for _, c := range rep.Channels {
 		if c.Project == project && c.Channel == channel {
 			return c
 		}
 	}
-	return bus.ChannelStats{Project: project, Channel: channel}
+	return api.BusChannelStats{Project: project, Channel: channel}
 }
 
 // msgLine splits an agent's `msg <json> from=<sender>` line.

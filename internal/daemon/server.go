@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -47,7 +46,7 @@ func (d *Daemon) handler() http.Handler {
 	if d.bus != nil {
 		mux.Handle("/v1/bus/", d.bus.Handler())
 	}
-	return d.middleware(mux)
+	return d.middleware(api.NotFound(mux))
 }
 
 // middleware logs every request with the caller's credentials.
@@ -68,17 +67,11 @@ func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if cat == errdefs.Internal {
 		d.log.Error("api error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, errdefs.HTTPStatus(cat), api.ErrorBody{Error: err.Error(), Category: string(cat), Hint: errdefs.HintOf(err)})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	api.WriteError(w, 0, err)
 }
 
 func (d *Daemon) getVersion(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, api.VersionInfo{
+	api.WriteJSON(w, http.StatusOK, api.VersionInfo{
 		Version: Version, API: api.Version, GoVersion: runtime.Version(), Pid: os.Getpid(), Root: d.paths.Root,
 		Cgroup: "v" + strconv.Itoa(d.cgroups.Version()) + " (" + d.walls.Cgroup.Mode + ")", Walls: d.walls.List, Degraded: d.degraded(),
 	})
@@ -106,7 +99,7 @@ func (d *Daemon) getProjects(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, s)
 	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -156,7 +149,7 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) getAgents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	writeJSON(w, http.StatusOK, apiStatuses(d.sup.List(r.Context(), q.Get("project"), q.Get("all") == "1")))
+	api.WriteJSON(w, http.StatusOK, apiStatuses(d.sup.List(r.Context(), q.Get("project"), q.Get("all") == "1")))
 	return nil
 }
 
@@ -165,7 +158,7 @@ func (d *Daemon) resolveAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.AgentRef{Project: p, Agent: a})
+	api.WriteJSON(w, http.StatusOK, api.AgentRef{Project: p, Agent: a})
 	return nil
 }
 
@@ -181,7 +174,7 @@ func (d *Daemon) inspectAgent(w http.ResponseWriter, r *http.Request) error {
 			eg = st
 		}
 	}
-	writeJSON(w, http.StatusOK, apiInspection(in, eg))
+	api.WriteJSON(w, http.StatusOK, apiInspection(in, eg))
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
@@ -182,7 +183,7 @@ func TestUsagePersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byModel := map[string]UsageRow{}
+	byModel := map[string]api.LLMUsageRow{}
 	for _, r := range rep.Rows {
 		byModel[r.Model] = r
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
@@ -486,7 +487,7 @@ func TestOpenAIStreamForcesUsage(t *testing.T) {
 	}
 }
 
-func usageTotal(t *testing.T, e *env, agent string) UsageRow {
+func usageTotal(t *testing.T, e *env, agent string) api.LLMUsageRow {
 	t.Helper()
 	rep, err := e.gw.Usage(t.Context(), UsageQuery{Agent: agent})
 	if err != nil {

@@ -1,4 +1,4 @@
-package bus
+package cli
 
 import (
 	"flag"
@@ -7,32 +7,35 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/google/go-cmp/cmp"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-func TestWriteTable(t *testing.T) {
+// TestBusStatsTable checks the table of cortex bus stats against
+// testdata/bus-stats/<case>.golden.
+func TestBusStatsTable(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		rep  StatsReport
+		rep  api.BusStats
 	}{
-		{"empty", StatsReport{Node: "n1"}},
-		{"channels", StatsReport{Node: "n1", Channels: []ChannelStats{
+		{"empty", api.BusStats{Node: "n1"}},
+		{"channels", api.BusStats{Node: "n1", Channels: []api.BusChannelStats{
 			{Project: "alpha", Channel: "analysis-results", Published: 10, Delivered: 20, Subscribers: 2},
 			{Project: "alpha", Channel: "jobs", Durable: true, Published: 1000, Delivered: 1003, Subscribers: 1},
 			{Project: "beta", Channel: "ticks", Published: 2000, Delivered: 2100, Dropped: 1900, Subscribers: 2},
 		}}},
-		{"brokers", StatsReport{Node: "n1",
-			Channels: []ChannelStats{{Project: "alpha", Channel: "x", Published: 1}},
-			Brokers:  []BrokerStats{{Project: "alpha", URL: "redis://:xxxxx@cache:6379", Connected: true, Forwarded: 5, Received: 7, Errors: 1}}}},
+		{"brokers", api.BusStats{Node: "n1",
+			Channels: []api.BusChannelStats{{Project: "alpha", Channel: "x", Published: 1}},
+			Brokers:  []api.BusBrokerStats{{Project: "alpha", URL: "redis://:xxxxx@cache:6379", Connected: true, Forwarded: 5, Received: 7, Errors: 1}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b strings.Builder
-			if err := tc.rep.WriteTable(&b); err != nil {
+			if err := writeBusStats(&b, tc.rep); err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", "stats", tc.name+".golden")
+			golden := filepath.Join("testdata", "bus-stats", tc.name+".golden")
 			if *update {
 				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
 					t.Fatal(err)
