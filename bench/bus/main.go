@@ -84,7 +84,7 @@ func run() error {
 	defer s.Close()
 	pubSock, subSock := filepath.Join(tmp, "pub.sock"), filepath.Join(tmp, "sub.sock")
 	for _, a := range []struct{ path, agent string }{{pubSock, "pub"}, {subSock, "sub"}} {
-		if _, err := s.Attach(ctx, bus.Identity{Project: "bench", Agent: a.agent}, bus.Policy{}, a.path, -1, -1); err != nil {
+		if _, err := s.ServeAgent(ctx, bus.Identity{Project: "bench", Agent: a.agent}, bus.Policy{}, a.path, -1, -1); err != nil {
 			return err
 		}
 	}

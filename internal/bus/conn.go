@@ -20,9 +20,9 @@ import (
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
 
-// conn is one agent connection on an attachment's socket.
+// conn is one agent connection on an agent socket.
 type conn struct {
-	a   *attachment
+	a   *agentSocket
 	s   *Server
 	nc  *net.UnixConn
 	log *slog.Logger
@@ -61,7 +61,7 @@ type subscription struct {
 	q  chan *nats.Msg     // non-durable: bounded buffer; durable: pulled messages
 }
 
-func newConn(a *attachment, nc *net.UnixConn) *conn {
+func newConn(a *agentSocket, nc *net.UnixConn) *conn {
 	return &conn{
 		a: a, s: a.s, nc: nc, log: a.log,
 		w:       bufio.NewWriterSize(nc, 64<<10),

@@ -33,7 +33,7 @@ func TestDurableNoLoss(t *testing.T) {
 			{pubSock, Identity{"p", "producer"}, Policy{}},
 			{subSock, Identity{"p", "consumer"}, Policy{Durable: []string{"jobs"}}},
 		} {
-			if _, err := s.Attach(context.Background(), a.id, a.pol, a.path, -1, -1); err != nil {
+			if _, err := s.ServeAgent(context.Background(), a.id, a.pol, a.path, -1, -1); err != nil {
 				t.Fatal(err)
 			}
 		}

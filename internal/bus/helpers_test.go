@@ -59,7 +59,7 @@ func sockDir(t testing.TB) string {
 func attach(t testing.TB, s *Server, dir, project, agent string, pol Policy) string {
 	t.Helper()
 	path := filepath.Join(dir, project+"-"+agent+".sock")
-	c, err := s.Attach(context.Background(), Identity{Project: project, Agent: agent}, pol, path, -1, -1)
+	c, err := s.ServeAgent(context.Background(), Identity{Project: project, Agent: agent}, pol, path, -1, -1)
 	if err != nil {
 		t.Fatalf("Attach %s/%s: %v", project, agent, err)
 	}

@@ -120,7 +120,7 @@ func TestSocketOwnership(t *testing.T) {
 	dir := sockDir(t)
 	const owner, other = 4242, 65534
 	path := filepath.Join(dir, "agent.sock")
-	att, err := s.Attach(context.Background(), Identity{"p", "agent"}, Policy{}, path, owner, owner)
+	att, err := s.ServeAgent(context.Background(), Identity{"p", "agent"}, Policy{}, path, owner, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestAttachLifecycle(t *testing.T) {
 	if err := os.Rename(stale, path); err != nil {
 		t.Fatal(err)
 	}
-	att, err := s.Attach(context.Background(), Identity{"p", "a"}, Policy{}, path, -1, -1)
+	att, err := s.ServeAgent(context.Background(), Identity{"p", "a"}, Policy{}, path, -1, -1)
 	if err != nil {
 		t.Fatalf("attach over a stale socket: %v", err)
 	}
@@ -355,7 +355,7 @@ func TestAttachLifecycle(t *testing.T) {
 	if err := os.WriteFile(regular, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Attach(context.Background(), Identity{"p", "a"}, Policy{}, regular, -1, -1); err == nil {
+	if _, err := s.ServeAgent(context.Background(), Identity{"p", "a"}, Policy{}, regular, -1, -1); err == nil {
 		t.Error("attach over a regular file succeeded")
 	}
 	for _, tc := range []struct {
@@ -369,13 +369,13 @@ func TestAttachLifecycle(t *testing.T) {
 		{"durable-wildcard", Identity{"p", "a"}, Policy{Durable: []string{"a.*"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := s.Attach(context.Background(), tc.id, tc.pol, filepath.Join(dir, "x.sock"), -1, -1); err == nil {
+			if _, err := s.ServeAgent(context.Background(), tc.id, tc.pol, filepath.Join(dir, "x.sock"), -1, -1); err == nil {
 				t.Error("attach accepted")
 			}
 		})
 	}
 	s.Close()
-	if _, err := s.Attach(context.Background(), Identity{"p", "a"}, Policy{}, filepath.Join(dir, "y.sock"), -1, -1); err == nil {
+	if _, err := s.ServeAgent(context.Background(), Identity{"p", "a"}, Policy{}, filepath.Join(dir, "y.sock"), -1, -1); err == nil {
 		t.Error("attach on a closed server succeeded")
 	}
 	if err := s.Publish(context.Background(), "p", "x", []byte(`{}`)); err == nil {

@@ -102,7 +102,7 @@ type Server struct {
 	durable  map[chanKey]bool
 	counters map[chanKey]*counters
 	channels map[string]int // counters per project
-	atts     map[*attachment]struct{}
+	atts     map[*agentSocket]struct{}
 	bridges  map[string]*bridge
 }
 
@@ -178,7 +178,7 @@ func New(ctx context.Context, cfg Config, storeDir string, logger *slog.Logger) 
 		durable:  map[chanKey]bool{},
 		counters: map[chanKey]*counters{},
 		channels: map[string]int{},
-		atts:     map[*attachment]struct{}{},
+		atts:     map[*agentSocket]struct{}{},
 		bridges:  map[string]*bridge{},
 	}
 	s.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("cortexd-bus"), nats.NoReconnect(),
@@ -222,7 +222,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	atts := make([]*attachment, 0, len(s.atts))
+	atts := make([]*agentSocket, 0, len(s.atts))
 	for a := range s.atts {
 		atts = append(atts, a)
 	}

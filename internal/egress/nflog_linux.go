@@ -13,7 +13,7 @@ import (
 )
 
 // nflogGroup is the NFLOG group the reject rule logs to. Groups are per
-// network namespace, so every attachment can use the same one.
+// network namespace, so every namespace can use the same one.
 const nflogGroup = 7
 
 // From linux/netfilter/nfnetlink_log.h (not in x/sys).
@@ -71,7 +71,7 @@ func (n *nflogConn) Close() error { return n.c.Close() }
 
 // serveNFLog reports each logged packet as a denial until the socket is
 // closed.
-func (a *Attachment) serveNFLog(n *nflogConn) {
+func (a *Netns) serveNFLog(n *nflogConn) {
 	for {
 		msgs, err := n.c.Receive()
 		if err != nil {

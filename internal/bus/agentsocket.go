@@ -18,7 +18,9 @@ import (
 // maxSocketPath is the longest unix socket path the kernel accepts.
 const maxSocketPath = 107
 
-type attachment struct {
+// agentSocket is the unix socket one agent's SDK connects to, and its
+// connections.
+type agentSocket struct {
 	s    *Server
 	id   Identity
 	pol  Policy
@@ -34,22 +36,22 @@ type attachment struct {
 	wg     sync.WaitGroup
 }
 
-// Attach serves the bus protocol for one agent on a new unix socket at
+// ServeAgent serves the bus protocol for one agent on a new unix socket at
 // socketPath (its parent directory must exist). The socket is created with
 // mode 0600 owned by uid:gid (-1 keeps the daemon's) and appears atomically,
 // replacing a stale socket left at the path. Whoever connects speaks as id:
 // the protocol has no field to claim another identity, and a peer whose uid
 // is neither uid nor 0 is refused. Policy.Durable channels are created in
-// the store before Attach returns. Closing the returned io.Closer removes
+// the store before ServeAgent returns. Closing the returned io.Closer removes
 // the socket, drops the agent's connections and returns their
 // unacknowledged durable messages for redelivery; Server.Close does this
-// for every attachment still open.
+// for every agent socket still open.
 //
 // Bind-mount the socket's directory (not the socket file) into the
-// sandbox: attaching again after a daemon restart replaces the file at
+// sandbox: serving it again after a daemon restart replaces the file at
 // socketPath, which a file bind mount, pinned to the old inode, would not
 // show to the agent's reconnecting SDK.
-func (s *Server) Attach(ctx context.Context, id Identity, pol Policy, socketPath string, uid, gid int) (io.Closer, error) {
+func (s *Server) ServeAgent(ctx context.Context, id Identity, pol Policy, socketPath string, uid, gid int) (io.Closer, error) {
 	if err := validName("project", id.Project); err != nil {
 		return nil, err
 	}
@@ -80,7 +82,7 @@ func (s *Server) Attach(ctx context.Context, id Identity, pol Policy, socketPath
 	if err != nil {
 		return nil, err
 	}
-	a := &attachment{
+	a := &agentSocket{
 		s: s, id: id, pol: pol, path: socketPath, fi: fi, uid: uid, l: l,
 		log:   s.log.With("project", id.Project, "agent", id.Agent),
 		conns: map[*conn]struct{}{},
@@ -96,7 +98,7 @@ func (s *Server) Attach(ctx context.Context, id Identity, pol Policy, socketPath
 	s.mu.Unlock()
 	a.wg.Add(1)
 	go a.acceptLoop()
-	a.log.Debug("bus socket attached", "socket", socketPath, "uid", uid)
+	a.log.Debug("bus socket serving", "socket", socketPath, "uid", uid)
 	return a, nil
 }
 
@@ -146,13 +148,13 @@ func listenUnix(path string, uid, gid int) (*net.UnixListener, os.FileInfo, erro
 	return l, fi, nil
 }
 
-func (a *attachment) removeSocket() {
+func (a *agentSocket) removeSocket() {
 	if fi, err := os.Lstat(a.path); err == nil && os.SameFile(fi, a.fi) {
 		_ = os.Remove(a.path)
 	}
 }
 
-func (a *attachment) acceptLoop() {
+func (a *agentSocket) acceptLoop() {
 	defer a.wg.Done()
 	for {
 		nc, err := a.l.AcceptUnix()
@@ -196,7 +198,7 @@ func (a *attachment) acceptLoop() {
 
 // Close removes the socket and ends the agent's connections. It is
 // idempotent.
-func (a *attachment) Close() error {
+func (a *agentSocket) Close() error {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()

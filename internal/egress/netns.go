@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// Attachment is the gateway serving one agent's namespace. It lives until
+// Netns is the gateway serving one agent's namespace. It lives until
 // Close (or Gateway.Close).
-type Attachment struct {
+type Netns struct {
 	g        *Gateway
 	log      *slog.Logger
 	policy   Policy
@@ -38,8 +38,8 @@ type Attachment struct {
 	denied                                                      map[Reason]uint64
 }
 
-func newAttachment(g *Gateway, opts AttachOptions) (*Attachment, error) {
-	a := &Attachment{
+func openNetns(g *Gateway, opts NetnsOptions) (*Netns, error) {
+	a := &Netns{
 		g:        g,
 		log:      g.log,
 		policy:   opts.Policy,
@@ -83,7 +83,7 @@ func quote(s string) string { return "\"" + s + "\"" }
 // nameAllowed reports whether the resolver answers name (canonical): an
 // internal name enabled for this agent, or a name the policy covers that is
 // not a registered internal name.
-func (a *Attachment) nameAllowed(name string) bool {
+func (a *Netns) nameAllowed(name string) bool {
 	if a.internal[name] {
 		return true
 	}
@@ -104,7 +104,7 @@ type route struct {
 
 // permit checks name:port (name canonical) against the internal names and
 // the policy.
-func (a *Attachment) permit(name string, port int) (route, Reason) {
+func (a *Netns) permit(name string, port int) (route, Reason) {
 	rt := route{name: name, port: port}
 	if a.internal[name] {
 		rt.dial, _ = a.g.internalDial(name)
@@ -123,7 +123,7 @@ func (a *Attachment) permit(name string, port int) (route, Reason) {
 }
 
 // deny records one refusal and reports it.
-func (a *Attachment) deny(d Denial, reason Reason) {
+func (a *Netns) deny(d Denial, reason Reason) {
 	d.Reason = reason
 	if d.Time.IsZero() {
 		d.Time = time.Now()
@@ -146,10 +146,10 @@ func (a *Attachment) deny(d Denial, reason Reason) {
 
 // ResolvConf is the agent's /etc/resolv.conf: the gateway's resolver only,
 // no search list (single-label names such as "ice-kernel" are asked as is).
-func (a *Attachment) ResolvConf() []byte { return ResolvConf() }
+func (a *Netns) ResolvConf() []byte { return ResolvConf() }
 
-// ResolvConf is the resolv.conf every attached agent gets; it does not
-// depend on the attachment, so a sandbox can be built before it exists.
+// ResolvConf is the resolv.conf every served agent gets; it does not
+// depend on the namespace, so a sandbox can be built before it exists.
 func ResolvConf() []byte {
 	host, _, _ := strings.Cut(ResolverAddr, ":")
 	return []byte("nameserver " + host + "\noptions timeout:2 attempts:2\n")
@@ -158,9 +158,9 @@ func ResolvConf() []byte {
 // Env is the proxy environment for the agent. ALL_PROXY is not set: the
 // transparent path already carries every other TCP protocol, and clients
 // would send non-HTTP protocols to an HTTP proxy.
-func (a *Attachment) Env() []string { return ProxyEnv() }
+func (a *Netns) Env() []string { return ProxyEnv() }
 
-// ProxyEnv is Env without an attachment (it does not depend on one).
+// ProxyEnv is Env without a namespace (it does not depend on one).
 func ProxyEnv() []string {
 	p := "http://" + ProxyAddr
 	const noProxy = "localhost,127.0.0.1,::1"
@@ -170,8 +170,8 @@ func ProxyEnv() []string {
 	}
 }
 
-// Stats returns the attachment's counters.
-func (a *Attachment) Stats() Counters {
+// Stats returns the namespace's counters.
+func (a *Netns) Stats() Counters {
 	c := Counters{
 		DNSQueries: a.dnsQueries.Load(),
 		Allowed:    a.allowed.Load(),
@@ -190,14 +190,14 @@ func (a *Attachment) Stats() Counters {
 }
 
 // Mappings returns the names the resolver has answered and their synthetic
-// addresses; see AttachOptions.Restore.
-func (a *Attachment) Mappings() map[string]netip.Addr { return a.pool.snapshot() }
+// addresses; see NetnsOptions.Restore.
+func (a *Netns) Mappings() map[string]netip.Addr { return a.pool.snapshot() }
 
 // Close stops the listeners, cuts every stream and waits for the gateway's
 // goroutines to end. The namespace keeps its nftables rules and routes (it
 // is about to be destroyed) but holds no reference from the daemon after
 // Close. Close is idempotent.
-func (a *Attachment) Close() error {
+func (a *Netns) Close() error {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -223,13 +223,13 @@ func (a *Attachment) Close() error {
 	}
 	a.wg.Wait()
 	a.g.mu.Lock()
-	delete(a.g.attachments, a)
+	delete(a.g.namespaces, a)
 	a.g.mu.Unlock()
 	return errors.Join(errs...)
 }
 
-// goServe runs fn on a goroutine owned by the attachment.
-func (a *Attachment) goServe(fn func()) {
+// goServe runs fn on a goroutine owned by the namespace.
+func (a *Netns) goServe(fn func()) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -238,8 +238,8 @@ func (a *Attachment) goServe(fn func()) {
 }
 
 // track registers c so Close cuts it; it returns false (and closes c) when
-// the attachment is already closed.
-func (a *Attachment) track(c net.Conn) bool {
+// the namespace is already closed.
+func (a *Netns) track(c net.Conn) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -250,7 +250,7 @@ func (a *Attachment) track(c net.Conn) bool {
 	return true
 }
 
-func (a *Attachment) untrack(c net.Conn) {
+func (a *Netns) untrack(c net.Conn) {
 	a.mu.Lock()
 	delete(a.conns, c)
 	a.mu.Unlock()
@@ -258,7 +258,7 @@ func (a *Attachment) untrack(c net.Conn) {
 }
 
 // acquire takes a stream slot, or returns false when MaxConns are in use.
-func (a *Attachment) acquire() bool {
+func (a *Netns) acquire() bool {
 	select {
 	case a.sem <- struct{}{}:
 		return true
@@ -268,10 +268,10 @@ func (a *Attachment) acquire() bool {
 	}
 }
 
-func (a *Attachment) release() { <-a.sem }
+func (a *Netns) release() { <-a.sem }
 
 // isClosed reports whether Close has started.
-func (a *Attachment) isClosed() bool {
+func (a *Netns) isClosed() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.closed

@@ -15,20 +15,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Attach configures the network namespace netnsFD refers to and starts the
+// ServeNetns configures the network namespace netnsFD refers to and starts the
 // agent's listeners in it: loopback up, a "local default" route (v4 and,
 // when the kernel has it, v6) so every connect reaches the OUTPUT hook, the
-// nftables table "cortex-egress" (replaced if present, so re-attaching after
+// nftables table "cortex-egress" (replaced if present, so serving it again after
 // a daemon restart works), the resolver, the proxy, the transparent
 // listeners and the NFLOG reader. It returns when they are all serving.
-// ctx bounds the setup only; the attachment lives until Close. An empty
+// ctx bounds the setup only; the namespace lives until Close. An empty
 // policy with no internal names still gets all of this: nothing resolves
 // and every attempt is refused and reported. The caller keeps ownership of
 // netnsFD.
-func (g *Gateway) Attach(ctx context.Context, netnsFD int, opts AttachOptions) (*Attachment, error) {
-	a, err := newAttachment(g, opts)
+func (g *Gateway) ServeNetns(ctx context.Context, netnsFD int, opts NetnsOptions) (*Netns, error) {
+	a, err := openNetns(g, opts)
 	if err != nil {
-		return nil, errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("attach egress: %w", err))
+		return nil, errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("serve egress: %w", err))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func (g *Gateway) Attach(ctx context.Context, netnsFD int, opts AttachOptions) (
 	serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	g.mu.Lock()
-	g.attachments[a] = struct{}{}
+	g.namespaces[a] = struct{}{}
 	g.mu.Unlock()
 
 	a.goServe(func() { a.serveDNSUDP(ls.dnsUDP) })
@@ -60,7 +60,7 @@ func (g *Gateway) Attach(ctx context.Context, netnsFD int, opts AttachOptions) (
 	return a, nil
 }
 
-// listeners are the sockets one attachment serves, all bound inside the
+// listeners are the sockets one namespace serves, all bound inside the
 // agent's namespace.
 type listeners struct {
 	dnsUDP      *net.UDPConn
@@ -101,7 +101,7 @@ func closeAll(cs []io.Closer) {
 	}
 }
 
-// setupNetns does the namespace side of Attach.
+// setupNetns does the namespace side of ServeNetns.
 func setupNetns(fd int) (*listeners, error) {
 	ls := &listeners{}
 	var v6 bool
@@ -195,7 +195,7 @@ func (ls *listeners) open(v6 bool) error {
 		return listenErr("proxy", err)
 	}
 	// The transparent listeners share one port on 127.0.0.1 and ::1; in a
-	// namespace where the agent already runs (re-attach) ::1 may have it.
+	// namespace where the agent already runs (served again) ::1 may have it.
 	for range 20 {
 		t4, err := listenTCP("127.0.0.1:0")
 		if err != nil {
@@ -236,5 +236,5 @@ func listenErr(what string, err error) error {
 		cat = errdefs.AlreadyExists
 	}
 	return errdefs.WithHint(errdefs.Wrap(cat, fmt.Errorf("egress %s listener: %w", what, err)),
-		"is another gateway (or the agent) already serving this namespace? Close the previous attachment first")
+		"is another gateway (or the agent) already serving this namespace? Close the previous Netns first")
 }

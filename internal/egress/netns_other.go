@@ -8,8 +8,8 @@ import (
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
 
-// Attach is only implemented on Linux.
-func (g *Gateway) Attach(ctx context.Context, netnsFD int, opts AttachOptions) (*Attachment, error) {
+// ServeNetns is only implemented on Linux.
+func (g *Gateway) ServeNetns(ctx context.Context, netnsFD int, opts NetnsOptions) (*Netns, error) {
 	return nil, errdefs.New(errdefs.Unsupported, "the egress gateway needs Linux network namespaces and nftables")
 }
 

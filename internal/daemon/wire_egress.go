@@ -49,7 +49,7 @@ type egressAttacher struct {
 }
 
 type egressRun struct {
-	att      *egress.Attachment
+	att      *egress.Netns
 	mapsFile string
 	saved    int
 }
@@ -115,7 +115,7 @@ func (e *egressAttacher) attach(ctx context.Context, a supervisor.AgentInfo, pid
 	project, agent, run := a.Project, a.Agent.Name, a.Run
 	// The attachment's connections carry who they come from, for the
 	// internal services (the LLM gateway).
-	att, err := e.gw.Attach(withAgentIdent(ctx, project, agent), fd, egress.AttachOptions{
+	att, err := e.gw.ServeNetns(withAgentIdent(ctx, project, agent), fd, egress.NetnsOptions{
 		Policy:   pol,
 		Internal: internal,
 		Restore:  restore,

@@ -59,7 +59,7 @@ func (b busAttacher) Attach(ctx context.Context, a supervisor.AgentInfo, pid int
 	if !b.confined {
 		uid, gid = -1, -1
 	}
-	c, err := b.srv.Attach(ctx, bus.Identity{Project: a.Project, Agent: a.Agent.Name},
+	c, err := b.srv.ServeAgent(ctx, bus.Identity{Project: a.Project, Agent: a.Agent.Name},
 		bus.Policy{Publish: caps.BusPublish, Subscribe: caps.BusSubscribe, Durable: caps.BusDurable},
 		filepath.Join(busDir(a), "bus.sock"), uid, gid)
 	if err != nil {
