@@ -23,7 +23,7 @@ func main() {
 		switch os.Args[1] {
 		case sandbox.InitArg:
 			sandbox.Init()
-		case "userns-hold":
+		case sandbox.UsernsHoldArg:
 			sandbox.HoldUserns()
 		}
 	}
