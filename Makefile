@@ -31,6 +31,7 @@ bench: deps build ## run the benchmarks (cold start, daemon memory, bus, LLM gat
 fuzz: ## fuzz the parsers for a minute each
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/manifest
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 60s ./internal/bundle
+	$(GO) test -run '^$$' -fuzz FuzzAppend -fuzztime 60s ./internal/jsonstr
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

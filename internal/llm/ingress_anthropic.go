@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/cortexrt/cortex/internal/jsonstr"
 )
 
 // The Anthropic-compatible ingress: parse /v1/messages requests, render
@@ -408,7 +410,7 @@ func (s *anthropicStream) event(ev Event) error {
 		s.data = append(s.data[:0], `{"type":"content_block_delta","index":`...)
 		s.data = strconv.AppendInt(s.data, int64(s.block), 10)
 		s.data = append(s.data, `,"delta":{"type":"text_delta","text":`...)
-		s.data = appendJSONString(s.data, ev.Text)
+		s.data = jsonstr.Append(s.data, ev.Text)
 		s.data = append(s.data, "}}"...)
 		return s.sendRaw("content_block_delta", s.data)
 	case EvToolStart:

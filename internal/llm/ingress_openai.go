@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/jsonstr"
 )
 
 // The OpenAI-compatible ingress: parse /v1/chat/completions and
@@ -404,11 +406,11 @@ func (s *openAIStream) event(ev Event) error {
 	switch ev.Kind {
 	case EvStart:
 		s.id, s.model = openAIID(ev.ID), ev.Model
-		p := append([]byte(`{"id":`), appendJSONString(nil, s.id)...)
+		p := append([]byte(`{"id":`), jsonstr.Append(nil, s.id)...)
 		p = append(p, `,"object":"chat.completion.chunk","created":`...)
 		p = strconv.AppendInt(p, s.created, 10)
 		p = append(p, `,"model":`...)
-		p = appendJSONString(p, s.model)
+		p = jsonstr.Append(p, s.model)
 		s.textPrefix = append(p, `,"choices":[{"index":0,"delta":{"content":`...)
 		empty := ""
 		return s.chunk(oaChoiceOut{Delta: &oaDeltaOut{Role: "assistant", Content: &empty}}, nil, false)
@@ -416,7 +418,7 @@ func (s *openAIStream) event(ev Event) error {
 		// The hot path: rendered without reflection, byte for byte what
 		// chunk would produce.
 		s.data = append(s.data[:0], s.textPrefix...)
-		s.data = appendJSONString(s.data, ev.Text)
+		s.data = jsonstr.Append(s.data, ev.Text)
 		s.data = append(s.data, openAITextSuffix...)
 		return s.write(s.data)
 	case EvToolStart:

@@ -1,4 +1,8 @@
-package llm
+// Package jsonstr appends JSON string literals without reflection, byte
+// for byte as encoding/json writes them. The hot paths that hand-render
+// JSON (log segments, bus deliveries, LLM stream deltas) share it. It
+// imports nothing but the standard library.
+package jsonstr
 
 import (
 	"unicode/utf8"
@@ -6,11 +10,10 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as a JSON string literal, escaped exactly as
+// Append appends s as a JSON string literal, escaped exactly as
 // encoding/json does (HTML-safe, U+2028/U+2029 escaped, invalid UTF-8 as
-// U+FFFD). The streaming hot path uses it to render text deltas without
-// reflection.
-func appendJSONString(dst []byte, s string) []byte {
+// U+FFFD).
+func Append(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {

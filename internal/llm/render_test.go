@@ -7,28 +7,6 @@ import (
 	"testing"
 )
 
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "plain", "quote\" back\\slash", "\n\r\t\x00\x1f", "<a href='x'>&</a>", "é 中 🙂", "\u2028\u2029", "bad \xff\xfe utf8"} {
-		want, _ := json.Marshal(s)
-		if got := string(appendJSONString(nil, s)); got != string(want) {
-			t.Errorf("%q: got %s want %s", s, got, want)
-		}
-	}
-}
-
-// FuzzAppendJSONString checks the hand-written encoder against
-// encoding/json for any input.
-func FuzzAppendJSONString(f *testing.F) {
-	f.Add("hello \"world\"\n")
-	f.Add("\xff<\u2028>")
-	f.Fuzz(func(t *testing.T, s string) {
-		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s); string(got) != string(want) {
-			t.Fatalf("%q: got %s want %s", s, got, want)
-		}
-	})
-}
-
 // The hand-rendered text chunks equal what the reflective renderers give.
 func TestTextChunkRendering(t *testing.T) {
 	for _, text := range []string{"hello", "quote \" <tag> \n é"} {
