@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,7 +109,7 @@ func run() error {
 	}
 	var results []result
 	for _, sc := range scenarios {
-		if *only != "" && !contains(strings.Split(*only, ","), sc.name) {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), sc.name) {
 			continue
 		}
 		for _, mode := range []string{"flat", "paced"} {
@@ -129,15 +130,6 @@ func run() error {
 	}
 	printTable(results)
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func printTable(results []result) {

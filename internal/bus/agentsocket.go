@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // maxSocketPath is the longest unix socket path the kernel accepts.
@@ -84,7 +85,7 @@ func (s *Server) ServeAgent(ctx context.Context, id Identity, pol Policy, socket
 	}
 	a := &agentSocket{
 		s: s, id: id, pol: pol, path: socketPath, fi: fi, uid: uid, l: l,
-		log:   s.log.With("project", id.Project, "agent", id.Agent),
+		log:   s.log.With(logkey.Project, id.Project, logkey.Agent, id.Agent),
 		conns: map[*conn]struct{}{},
 	}
 	s.mu.Lock()
@@ -165,7 +166,7 @@ func (a *agentSocket) acceptLoop() {
 			if closed || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			a.log.Warn("bus socket accept", "err", err)
+			a.log.Warn("bus socket accept", logkey.Err, err)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}

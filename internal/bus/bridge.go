@@ -16,6 +16,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Broker carries one project's channels between nodes. It is the bus's
@@ -115,7 +116,7 @@ func (s *Server) SetBroker(ctx context.Context, project, rawURL string) error {
 		return nil
 	}
 	b := &bridge{s: s, project: project, url: rawURL, broker: newBroker,
-		log: s.log.With("project", project, "broker", redactURL(rawURL)),
+		log: s.log.With(logkey.Project, project, "broker", redactURL(rawURL)),
 		out: make(chan []byte, s.cfg.BridgeBuffer)}
 	if err := b.start(); err != nil {
 		_ = newBroker.Close()
@@ -209,7 +210,7 @@ func (b *bridge) local(m *nats.Msg) {
 	data, err := json.Marshal(wireEnvelope{V: 1, Node: e.Node, Project: b.project, Channel: e.Channel,
 		From: e.From, ID: e.ID, Time: e.Time, Payload: e.Payload})
 	if err != nil {
-		b.log.Error("bus broker encode", "err", err)
+		b.log.Error("bus broker encode", logkey.Err, err)
 		return
 	}
 	select {
@@ -268,7 +269,7 @@ func subjectOf(data []byte) string {
 func (b *bridge) remote(subj string, data []byte) {
 	var e wireEnvelope
 	if err := json.Unmarshal(data, &e); err != nil {
-		b.log.Warn("bus broker: undecodable message", "subject", subj, "err", err)
+		b.log.Warn("bus broker: undecodable message", "subject", subj, logkey.Err, err)
 		return
 	}
 	if e.Node == b.s.node {
@@ -280,7 +281,7 @@ func (b *bridge) remote(subj string, data []byte) {
 	}
 	p, err := b.s.checkPayload(e.Payload, true)
 	if err != nil {
-		b.log.Warn("bus broker: bad payload", "channel", e.Channel, "err", err)
+		b.log.Warn("bus broker: bad payload", "channel", e.Channel, logkey.Err, err)
 		return
 	}
 	if e.ID == "" || !validMsgID(e.ID) {
@@ -290,7 +291,7 @@ func (b *bridge) remote(subj string, data []byte) {
 	defer cancel()
 	if _, err := b.s.publish(ctx, &envelope{Project: b.project, Channel: e.Channel, From: e.From, ID: e.ID,
 		Node: e.Node, Time: e.Time, Payload: p}); err != nil {
-		b.log.Warn("bus broker: local delivery", "channel", e.Channel, "err", err)
+		b.log.Warn("bus broker: local delivery", "channel", e.Channel, logkey.Err, err)
 		return
 	}
 	b.received.Add(1)
@@ -310,5 +311,5 @@ func (b *bridge) state(up bool, err error) {
 		return
 	}
 	b.errorsN.Add(1)
-	b.log.Warn("bus broker unavailable; local delivery continues, reconnecting", "err", err)
+	b.log.Warn("bus broker unavailable; local delivery continues, reconnecting", logkey.Err, err)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // conn is one agent connection on an agent socket.
@@ -155,7 +156,7 @@ func (c *conn) write(line []byte, flush bool) error {
 func (c *conn) writeJSON(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		c.log.Error("bus encode reply", "err", err)
+		c.log.Error("bus encode reply", logkey.Err, err)
 		return
 	}
 	if err := c.write(append(b, '\n'), !c.hold); err != nil {
@@ -511,7 +512,7 @@ func (c *conn) pumpDurable(sub *subscription, project string) {
 	for {
 		if outstanding == 0 {
 			if err := c.s.nc.PublishRequest(next, sub.ns.Subject, req); err != nil {
-				c.log.Debug("bus durable pull", "channel", sub.channel, "err", err)
+				c.log.Debug("bus durable pull", "channel", sub.channel, logkey.Err, err)
 				select {
 				case <-sub.done:
 					return

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Identity is who is on an agent socket. The daemon decides it; nothing an
@@ -130,7 +131,7 @@ func New(ctx context.Context, cfg Config, storeDir string, logger *slog.Logger) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("subsystem", "bus")
+	logger = logger.With(logkey.Subsystem, "bus")
 	if err := os.MkdirAll(storeDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create bus store %s: %w", storeDir, err)
 	}
@@ -187,7 +188,7 @@ func New(ctx context.Context, cfg Config, storeDir string, logger *slog.Logger) 
 			if sub != nil {
 				subj = sub.Subject
 			}
-			logger.Warn("bus internal connection error", "subject", subj, "err", err)
+			logger.Warn("bus internal connection error", "subject", subj, logkey.Err, err)
 		}))
 	if err != nil {
 		s.shutdownNATS()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/supervisor"
 )
@@ -65,7 +66,7 @@ func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	if cat == errdefs.Internal {
-		d.log.Error("api error", "method", r.Method, "path", r.URL.Path, "err", err)
+		d.log.Error("api error", "method", r.Method, "path", r.URL.Path, logkey.Err, err)
 	}
 	api.WriteError(w, 0, err)
 }

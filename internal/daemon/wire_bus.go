@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/cortexrt/cortex/internal/bus"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/sandbox"
 	"github.com/cortexrt/cortex/internal/supervisor"
@@ -86,7 +87,7 @@ func (d *Daemon) setBrokers(ctx context.Context) {
 			continue
 		}
 		if err := d.bus.SetBroker(ctx, p.Name, m.GlobalCapabilities.BusBroker); err != nil {
-			d.log.Warn("bus broker", "project", p.Name, "err", err)
+			d.log.Warn("bus broker", logkey.Project, p.Name, logkey.Err, err)
 		}
 	}
 }
@@ -99,7 +100,7 @@ func (d *Daemon) forgetBus(ctx context.Context, project string) {
 		return
 	}
 	if err := d.bus.RemoveProject(ctx, project); err != nil {
-		d.log.Warn("bus: forget removed project", "project", project, "err", err)
+		d.log.Warn("bus: forget removed project", logkey.Project, project, logkey.Err, err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Addresses the gateway serves inside every agent namespace.
@@ -153,7 +154,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{
-		log:         logger.With("subsystem", "egress"),
+		log:         logger.With(logkey.Subsystem, "egress"),
 		hosts:       map[string]netip.Addr{},
 		resolver:    cfg.Resolver,
 		dialTimeout: cfg.DialTimeout,

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Netns is the gateway serving one agent's namespace. It lives until
@@ -51,7 +53,7 @@ func openNetns(g *Gateway, opts NetnsOptions) (*Netns, error) {
 		denied:   map[Reason]uint64{},
 	}
 	if opts.Logger != nil {
-		a.log = opts.Logger.With("subsystem", "egress")
+		a.log = opts.Logger.With(logkey.Subsystem, "egress")
 	}
 	var errs []error
 	for _, name := range opts.Internal {

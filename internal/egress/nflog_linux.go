@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -82,7 +83,7 @@ func (a *Netns) serveNFLog(n *nflogConn) {
 				a.dropped.Add(1) // at least one; the kernel does not say how many
 				continue
 			}
-			a.log.Warn("egress nflog receive", "err", err)
+			a.log.Warn("egress nflog receive", logkey.Err, err)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}

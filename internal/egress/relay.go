@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // resolve fills rt.addrs for a non-internal route: the Config.Hosts pin, or
@@ -115,14 +117,14 @@ func (a *Netns) relay(ctx context.Context, c net.Conn, r io.Reader, rt route, d 
 		return
 	} else if err != nil {
 		a.dialErrors.Add(1)
-		a.log.Debug("egress resolve", "name", rt.name, "err", err)
+		a.log.Debug("egress resolve", "name", rt.name, logkey.Err, err)
 		reset(c)
 		return
 	}
 	up, err := a.dial(ctx, rt)
 	if err != nil {
 		a.dialErrors.Add(1)
-		a.log.Debug("egress dial", "name", rt.name, "port", rt.port, "err", err)
+		a.log.Debug("egress dial", "name", rt.name, "port", rt.port, logkey.Err, err)
 		reset(c)
 		return
 	}

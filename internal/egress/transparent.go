@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // serveAccept accepts on l until it is closed and hands each connection to
@@ -16,7 +18,7 @@ func (a *Netns) serveAccept(ctx context.Context, l net.Listener, handle func(con
 			if errors.Is(err, net.ErrClosed) || a.isClosed() {
 				return
 			}
-			a.log.Warn("egress accept", "addr", l.Addr().String(), "err", err)
+			a.log.Warn("egress accept", "addr", l.Addr().String(), logkey.Err, err)
 			select {
 			case <-ctx.Done():
 				return
@@ -49,7 +51,7 @@ func (a *Netns) handleTransparent(ctx context.Context, c net.Conn) {
 	}
 	dst, err := originalDst(tc)
 	if err != nil {
-		a.log.Warn("egress original destination", "err", err)
+		a.log.Warn("egress original destination", logkey.Err, err)
 		reset(c)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/manifest"
 )
 
@@ -66,7 +68,7 @@ type agentEntry struct {
 	budget         *manifest.LLMBudget
 }
 
-func (a *agentEntry) granted(alias string) bool { return contains(a.aliases, alias) }
+func (a *agentEntry) granted(alias string) bool { return slices.Contains(a.aliases, alias) }
 
 // flushInterval is how often usage is written to the store.
 const flushInterval = time.Second
@@ -90,7 +92,7 @@ func newGateway(cfg config.LLM, dirs Dirs, logger *slog.Logger, getenv func(stri
 		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{
-		cfg: cfg, log: logger.With("subsystem", "llm"), now: now, rnd: mrand.Float64,
+		cfg: cfg, log: logger.With(logkey.Subsystem, "llm"), now: now, rnd: mrand.Float64,
 		providers: map[string]*provider{}, routes: map[string]*route{},
 		byToken: map[[32]byte]*agentEntry{}, byName: map[[2]string]*agentEntry{},
 		closed: make(chan struct{}),
@@ -226,7 +228,7 @@ func (g *Gateway) flusher(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := g.meter.flush(ctx); err != nil && ctx.Err() == nil {
-				g.log.Error("llm usage flush", "error", err)
+				g.log.Error("llm usage flush", logkey.Err, err)
 			}
 		}
 	}
@@ -328,7 +330,7 @@ func (g *Gateway) UnregisterAgent(project, agent string) {
 	g.mu.Unlock()
 	g.meter.forget(project, agent)
 	if err := g.store.deleteAgent(project, agent); err != nil {
-		g.log.Error("llm unregister agent", "project", project, "agent", agent, "error", err)
+		g.log.Error("llm unregister agent", logkey.Project, project, logkey.Agent, agent, logkey.Err, err)
 	}
 }
 

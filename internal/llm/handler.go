@@ -9,9 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Response headers the gateway adds to every answer.
@@ -103,7 +106,7 @@ func (g *Gateway) authenticate(r *http.Request) (*agentEntry, string) {
 		return nil, "invalid API key: not the token of a running Cortex agent"
 	}
 	if caller, ok := callerOf(r.Context()); ok && caller != [2]string{e.project, e.agent} {
-		g.log.Warn("llm token used by another agent", "project", caller[0], "agent", caller[1], "token_of", e.project+"/"+e.agent)
+		g.log.Warn("llm token used by another agent", logkey.Project, caller[0], logkey.Agent, caller[1], "token_of", e.project+"/"+e.agent)
 		return nil, "invalid API key: this token belongs to another agent"
 	}
 	return e, ""
@@ -273,7 +276,7 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 			if !errors.As(streamErr, &ue) {
 				streamErr = &UpstreamError{Provider: t.prov.name, Message: streamErr.Error()}
 			}
-			g.log.Warn("llm stream broke after the first token", "alias", rt.name, "target", t.String(), "error", streamErr)
+			g.log.Warn("llm stream broke after the first token", "alias", rt.name, "target", t.String(), logkey.Err, streamErr)
 			_ = s.end(fmt.Errorf("%s", g.scrub(streamErr.Error())))
 		} else {
 			_ = s.end(nil)
@@ -289,13 +292,13 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 	}
 	g.meter.record(usageKey{day, c.project, c.agent, rt.name, t.prov.name, t.model}, row)
 	if g.log.Enabled(ctx, slog.LevelDebug) {
-		g.log.Debug("llm request", "project", c.project, "agent", c.agent, "alias", rt.name, "target", t.String(),
+		g.log.Debug("llm request", logkey.Project, c.project, logkey.Agent, c.agent, "alias", rt.name, "target", t.String(),
 			"stream", req.Stream, "complete", complete, "attempts", o.attempts, "input_tokens", resp.Usage.InputTokens,
 			"output_tokens", resp.Usage.OutputTokens, "cache", cacheState)
 	}
 	if complete && key != "" && cacheable(resp) {
 		if err := g.cache.put(key, &cachedAnswer{Stored: g.now(), Alias: rt.name, Provider: t.prov.name, Response: resp}); err != nil {
-			g.log.Warn("llm cache store", "error", err)
+			g.log.Warn("llm cache store", logkey.Err, err)
 		}
 	}
 	return nil
@@ -493,7 +496,7 @@ func (g *Gateway) serveModels(w http.ResponseWriter, a *agentEntry, fam, id stri
 	}
 	var v any
 	if id != "" {
-		if !contains(names, id) {
+		if !slices.Contains(names, id) {
 			writeAPIError(w, fam, http.StatusNotFound, fmt.Sprintf("model alias %q is not available to this agent", id), 0)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // health is what the router knows about one provider/model, shared by
@@ -260,7 +261,7 @@ func (g *Gateway) open(ctx context.Context, rt *route, req *Request) (*opened, e
 				failures = append(failures, t.String()+": "+ue.Message)
 				break
 			}
-			g.log.Warn("llm upstream attempt failed", "alias", rt.name, "target", t.String(), "try", try+1, "error", ue.Error())
+			g.log.Warn("llm upstream attempt failed", "alias", rt.name, "target", t.String(), "try", try+1, logkey.Err, ue.Error())
 			if ue.clientFault() {
 				return nil, &routeError{status: http.StatusBadRequest, msg: fmt.Sprintf("%s rejected the request: %s", t, ue.Message), attempts: attempts}
 			}

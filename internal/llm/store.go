@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -288,7 +289,7 @@ func (s *store) usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
 	}
 	sel := make([]string, 0, 6)
 	for _, d := range []string{"day", "project", "agent", "alias", "provider", "model"} {
-		if contains(q.GroupBy, d) {
+		if slices.Contains(q.GroupBy, d) {
 			sel = append(sel, d)
 		} else {
 			sel = append(sel, "''")
@@ -346,15 +347,6 @@ func (s *store) dayTotals(ctx context.Context, day string) (map[[2]string]*Usage
 		out[[2]string{p, a}] = r
 	}
 	return out, rows.Err()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 var errClosed = errors.New("llm gateway is closed")

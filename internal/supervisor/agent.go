@@ -14,6 +14,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/sandbox"
@@ -441,7 +442,7 @@ func (a *agent) startCollectors(out, errf *os.File, run int) {
 			defer c.f.Close()
 			err := a.s.opts.Logs.Collect(ctx, c.f, logs.Meta{Project: a.project, Agent: a.name, Run: run, Stream: c.stream, Strict: strict})
 			if err != nil && ctx.Err() == nil && !errors.Is(err, os.ErrClosed) {
-				a.s.log.Warn("log collector", "project", a.project, "agent", a.name, "err", err)
+				a.s.log.Warn("log collector", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 			}
 		}()
 	}
@@ -470,7 +471,7 @@ func (a *agent) endRun() {
 	select {
 	case <-drained:
 	case <-time.After(5 * time.Second):
-		a.s.log.Warn("log drain timed out", "project", a.project, "agent", a.name)
+		a.s.log.Warn("log drain timed out", logkey.Project, a.project, logkey.Agent, a.name)
 	}
 	a.stopCollectors()
 	a.mu.Lock()
@@ -482,7 +483,7 @@ func (a *agent) endRun() {
 	}
 	if cg != nil {
 		if err := cg.Delete(); err != nil {
-			a.s.log.Warn("delete cgroup", "project", a.project, "agent", a.name, "err", err)
+			a.s.log.Warn("delete cgroup", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 		}
 	}
 }
@@ -529,11 +530,11 @@ func (a *agent) setEnded(st State, reason string, code *int, restartPending bool
 func (a *agent) persist(rec store.Agent, restartPending bool) {
 	ctx := context.Background()
 	if err := a.s.opts.Store.PutAgent(ctx, rec); err != nil {
-		a.s.log.Error("persist agent state", "project", a.project, "agent", a.name, "err", err)
+		a.s.log.Error("persist agent state", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 	}
 	ev := store.Event{Project: rec.Project, Agent: rec.Name, Run: rec.Restarts, State: rec.State, Reason: rec.Reason, ExitCode: rec.ExitCode, Time: time.Now()}
 	if err := a.s.opts.Store.AddEvent(ctx, ev); err != nil {
-		a.s.log.Error("persist agent event", "project", a.project, "agent", a.name, "err", err)
+		a.s.log.Error("persist agent event", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 	}
 	a.s.publish(Event{Time: ev.Time, Project: rec.Project, Agent: rec.Name, Run: rec.Restarts, State: State(rec.State), Reason: rec.Reason, ExitCode: rec.ExitCode, RestartPending: restartPending})
 }
@@ -548,7 +549,7 @@ func (a *agent) system(level, msg string, fields map[string]any) {
 	a.mu.Unlock()
 	_, err := a.s.opts.Logs.Append(logs.Record{Project: a.project, Agent: a.name, Run: run, Stream: logs.StreamSystem, Level: level, Message: msg, Fields: fields})
 	if err != nil {
-		a.s.log.Warn("append system log", "err", err)
+		a.s.log.Warn("append system log", logkey.Err, err)
 	}
 }
 
