@@ -114,7 +114,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if d.store, err = store.Open(filepath.Join(p.LibDir, "state.db")); err != nil {
 		return nil, err
 	}
-	if d.logs, err = logs.Open(logs.Options{Dir: p.LogDir, SegmentSize: int64(d.cfg.Logs.SegmentSize), Segments: d.cfg.Logs.Segments}, log.With(logkey.Subsystem, "logs")); err != nil {
+	if d.logs, err = logs.Open(logs.Options{Dir: p.LogDir, SegmentSize: int64(d.cfg.Logs.SegmentSize), Segments: d.cfg.Logs.Segments}, log); err != nil {
 		return nil, err
 	}
 	if d.cgroups, err = cgroups.New(cgroupParent(p.Root), log.With(logkey.Subsystem, "cgroups")); err != nil {
@@ -128,15 +128,15 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("install SDKs: %w", err)
 	}
 	d.walls = probeWalls(d.cfg)
-	if d.bus, err = bus.New(ctx, d.cfg.Bus, filepath.Join(p.LibDir, "bus"), log.With(logkey.Subsystem, "bus")); err != nil {
+	if d.bus, err = bus.New(ctx, d.cfg.Bus, filepath.Join(p.LibDir, "bus"), log); err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
-	if d.llm, err = llm.New(d.cfg.LLM, llm.Dirs{Cache: filepath.Join(p.CacheDir, "llm"), State: filepath.Join(p.LibDir, "llm")}, config.Getenv, log.With(logkey.Subsystem, "llm")); err != nil {
+	if d.llm, err = llm.New(d.cfg.LLM, llm.Dirs{Cache: filepath.Join(p.CacheDir, "llm"), State: filepath.Join(p.LibDir, "llm")}, config.Getenv, log); err != nil {
 		return nil, fmt.Errorf("llm gateway: %w", err)
 	}
 	d.llmSvc = newLLMService(d.llm, log.With(logkey.Subsystem, "llm"))
 	d.goBG(func(context.Context) { d.llmSvc.serve() })
-	if gw, err := egress.New(egress.Config{Hosts: d.cfg.Egress.Hosts}, log.With(logkey.Subsystem, "egress")); err != nil {
+	if gw, err := egress.New(egress.Config{Hosts: d.cfg.Egress.Hosts}, log); err != nil {
 		return nil, fmt.Errorf("egress gateway: %w", err)
 	} else {
 		d.egressGW = gw
