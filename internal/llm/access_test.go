@@ -309,7 +309,7 @@ func TestKeySources(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := loadKey(tc.pc, func(n string) string { return tc.env[n] })
 			if tc.wantErr == "" {
-				if err != nil || k.empty() {
+				if err != nil || k.Empty() {
 					t.Fatalf("err %v", err)
 				}
 				if k.String() != "[redacted]" {

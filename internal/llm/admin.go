@@ -11,6 +11,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 )
 
 // Usage reports metered usage (GET /v1/llm/usage); pending counts are
@@ -45,7 +46,7 @@ func (g *Gateway) Models() api.LLMModels {
 		rt := g.routes[name]
 		ai := api.LLMAlias{Name: name, Strategy: rt.strategy, Cache: rt.cache, Retries: rt.retries}
 		for _, t := range rt.targets {
-			ti := api.LLMTarget{Provider: t.prov.name, Kind: t.prov.kind, Model: t.model, Weight: t.weight, Timeout: t.timeout.String()}
+			ti := api.LLMTarget{Provider: t.prov.Name, Kind: t.prov.Kind, Model: t.model, Weight: t.weight, Timeout: t.timeout.String()}
 			if t.priced {
 				ti.Price = &api.LLMPrice{Input: t.price.Input, Output: t.price.Output, CachedInput: t.price.CachedInput}
 			}
@@ -74,9 +75,9 @@ func (g *Gateway) Chat(ctx context.Context, in api.LLMChatRequest) (*api.LLMChat
 	if strings.TrimSpace(in.Prompt) == "" {
 		return nil, errdefs.New(errdefs.InvalidArgument, "empty prompt")
 	}
-	req := &Request{Model: in.Alias, Messages: []Message{{Role: RoleUser, Parts: []Part{{Type: PartText, Text: in.Prompt}}}}, MaxTokens: in.MaxTokens}
+	req := &canon.Request{Model: in.Alias, Messages: []canon.Message{{Role: canon.RoleUser, Parts: []canon.Part{{Type: canon.PartText, Text: in.Prompt}}}}, MaxTokens: in.MaxTokens}
 	if in.System != "" {
-		req.System = []Part{{Type: PartText, Text: in.System}}
+		req.System = []canon.Part{{Type: canon.PartText, Text: in.System}}
 	}
 	s := &collectSink{}
 	if err := g.serve(ctx, &call{project: hostProject, agent: hostAgent, route: rt, req: req, noCache: in.NoCache}, s); err != nil {
@@ -90,7 +91,7 @@ func (g *Gateway) Chat(ctx context.Context, in api.LLMChatRequest) (*api.LLMChat
 	if s.err != nil {
 		return nil, errdefs.Wrap(errdefs.Unavailable, s.err)
 	}
-	resp := s.acc.result()
+	resp := s.acc.Result()
 	res := &api.LLMChatResult{
 		Alias: in.Alias, Provider: s.meta.provider, Model: resp.Model, Text: resp.Text(),
 		FinishReason: string(resp.Finish), Cache: s.meta.cache, Attempts: s.meta.attempts, Usage: api.LLMUsage(resp.Usage),
@@ -100,7 +101,7 @@ func (g *Gateway) Chat(ctx context.Context, in api.LLMChatRequest) (*api.LLMChat
 		res.NativeFinishReason = resp.Native
 	}
 	for _, p := range resp.Parts {
-		if p.Type == PartToolCall {
+		if p.Type == canon.PartToolCall {
 			res.ToolCalls++
 		}
 	}
@@ -115,13 +116,13 @@ func (g *Gateway) Chat(ctx context.Context, in api.LLMChatRequest) (*api.LLMChat
 type collectSink struct {
 	meta  answerMeta
 	began time.Time
-	acc   accumulator
+	acc   canon.Accumulator
 	err   error
 }
 
-func (s *collectSink) begin(m answerMeta) error     { s.meta, s.began = m, time.Now(); return nil }
-func (s *collectSink) event(ev Event, _ bool) error { s.acc.add(ev); return nil }
-func (s *collectSink) end(err error) error          { s.err = err; return nil }
+func (s *collectSink) begin(m answerMeta) error           { s.meta, s.began = m, time.Now(); return nil }
+func (s *collectSink) event(ev canon.Event, _ bool) error { s.acc.Add(ev); return nil }
+func (s *collectSink) end(err error) error                { s.err = err; return nil }
 
 // AdminHandler serves the host-side API the daemon mounts under /v1/llm/
 // (it accepts paths with or without that prefix):

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -154,7 +155,7 @@ func TestDiskCacheSizeCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	ans := func(i int) *cachedAnswer {
-		return &cachedAnswer{Stored: clk.now(), Provider: "p", Response: &Response{ID: fmt.Sprint(i), Parts: []Part{{Type: PartText, Text: strings.Repeat("x", 300)}}}}
+		return &cachedAnswer{Stored: clk.now(), Provider: "p", Response: &canon.Response{ID: fmt.Sprint(i), Parts: []canon.Part{{Type: canon.PartText, Text: strings.Repeat("x", 300)}}}}
 	}
 	key := func(i int) string { return fmt.Sprintf("%064d", i) }
 	for i := 0; i < 10; i++ {

@@ -19,6 +19,10 @@ import (
 
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/llm/anthropic"
+	"github.com/cortexrt/cortex/internal/llm/canon"
+	"github.com/cortexrt/cortex/internal/llm/gemini"
+	"github.com/cortexrt/cortex/internal/llm/openai"
 	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/manifest"
 )
@@ -37,7 +41,7 @@ type Dirs struct {
 type Gateway struct {
 	cfg       config.LLM
 	log       *slog.Logger
-	providers map[string]*provider
+	providers map[string]*canon.Provider
 	routes    map[string]*route
 	cache     *diskCache // nil when the cache is off
 	store     *store
@@ -93,7 +97,7 @@ func newGateway(cfg config.LLM, dirs Dirs, logger *slog.Logger, getenv func(stri
 	}
 	g := &Gateway{
 		cfg: cfg, log: logger.With(logkey.Subsystem, "llm"), now: now, rnd: mrand.Float64,
-		providers: map[string]*provider{}, routes: map[string]*route{},
+		providers: map[string]*canon.Provider{}, routes: map[string]*route{},
 		byToken: map[[32]byte]*agentEntry{}, byName: map[[2]string]*agentEntry{},
 		closed: make(chan struct{}),
 	}
@@ -114,27 +118,27 @@ func newGateway(cfg config.LLM, dirs Dirs, logger *slog.Logger, getenv func(stri
 		if err != nil {
 			return nil, err
 		}
-		if !key.empty() {
-			secrets = append(secrets, key.reveal(), "[redacted]")
+		if !key.Empty() {
+			secrets = append(secrets, key.Reveal(), "[redacted]")
 		}
 		base := strings.TrimRight(pc.BaseURL, "/")
 		if base == "" {
 			base = config.DefaultBaseURL(pc.Kind)
 		}
-		g.providers[pc.Name] = &provider{name: pc.Name, kind: pc.Kind, baseURL: base, key: key, headers: pc.Headers, client: client}
+		g.providers[pc.Name] = &canon.Provider{Name: pc.Name, Kind: pc.Kind, BaseURL: base, Key: key, Headers: pc.Headers, Client: client}
 	}
 	g.scrubber = strings.NewReplacer(secrets...)
-	conns := map[string]Connector{}
+	conns := map[string]canon.Connector{}
 	for name, p := range g.providers {
-		switch p.kind {
+		switch p.Kind {
 		case config.ProviderOpenAI:
-			conns[name] = &openaiConnector{p: p}
+			conns[name] = openai.New(p, false)
 		case config.ProviderOpenAICompatible:
-			conns[name] = &openaiConnector{p: p, compatible: true}
+			conns[name] = openai.New(p, true)
 		case config.ProviderAnthropic:
-			conns[name] = &anthropicConnector{p: p, maxTokens: cfg.Defaults.MaxTokens}
+			conns[name] = anthropic.New(p, cfg.Defaults.MaxTokens)
 		case config.ProviderGemini:
-			conns[name] = &geminiConnector{p: p}
+			conns[name] = gemini.New(p)
 		}
 	}
 	provCfg := map[string]config.LLMProvider{}
@@ -161,7 +165,7 @@ func newGateway(cfg config.LLM, dirs Dirs, logger *slog.Logger, getenv func(stri
 			if healths[hk] == nil {
 				healths[hk] = &health{}
 			}
-			price, priced := priceFor(cfg.Prices, p.kind, tc.Model, tc.Price)
+			price, priced := priceFor(cfg.Prices, p.Kind, tc.Model, tc.Price)
 			rt.targets = append(rt.targets, &target{prov: p, conn: conns[tc.Provider], model: tc.Model, weight: tc.Weight, timeout: timeout, price: price, priced: priced, health: healths[hk]})
 			if tc.Weight > 0 && rt.strategy == "" {
 				rt.strategy = config.StrategyWeighted

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 )
 
@@ -241,10 +242,10 @@ func (e *env) post(path, token string, body any) answer {
 }
 
 // sseEvents parses an SSE body into (event, data) pairs.
-func sseEvents(t *testing.T, body []byte) []sseEvent {
+func sseEvents(t *testing.T, body []byte) []canon.SSEEvent {
 	t.Helper()
-	r := newSSEReader(bytes.NewReader(body))
-	var out []sseEvent
+	r := canon.NewSSEReader(bytes.NewReader(body))
+	var out []canon.SSEEvent
 	for {
 		ev, err := r.Next()
 		if err == io.EOF {

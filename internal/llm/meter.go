@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/manifest"
 )
 
@@ -232,7 +233,7 @@ func priceFor(table map[string]config.Price, kind, model string, own *config.Pri
 
 // cost prices usage in USD. Cache reads are charged at CachedInput when
 // set, other input (cache writes included) at Input.
-func cost(p config.Price, u Usage) float64 {
+func cost(p config.Price, u canon.Usage) float64 {
 	in := float64(u.InputTokens) * p.Input
 	if p.CachedInput != nil {
 		in = float64(u.InputTokens-u.CacheReadTokens)*p.Input + float64(u.CacheReadTokens)**p.CachedInput

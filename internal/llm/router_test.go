@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -223,7 +224,7 @@ func TestTimeoutStatus(t *testing.T) {
 func TestRouteOrder(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	mk := func(name string, weight float64, price *config.Price) *target {
-		t := &target{prov: &provider{name: name}, model: "m", weight: weight, health: &health{}}
+		t := &target{prov: &canon.Provider{Name: name}, model: "m", weight: weight, health: &health{}}
 		if price != nil {
 			t.price, t.priced = *price, true
 		}
@@ -232,7 +233,7 @@ func TestRouteOrder(t *testing.T) {
 	names := func(ts []*target) []string {
 		var out []string
 		for _, t := range ts {
-			out = append(out, t.prov.name)
+			out = append(out, t.prov.Name)
 		}
 		return out
 	}

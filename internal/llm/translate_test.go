@@ -8,6 +8,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -81,7 +82,7 @@ type connectorCase struct {
 	alias     string
 	fake      func(*env) *llmtest.Server
 	kind      llmtest.Kind
-	usage     Usage // canonical usage the reply amounts to
+	usage     canon.Usage // canonical usage the reply amounts to
 	checkWire func(t *testing.T, req llmtest.Request, stream bool)
 }
 
@@ -136,11 +137,11 @@ func connectorCases() []connectorCase {
 	}
 	return []connectorCase{
 		{alias: "oa", kind: llmtest.OpenAI, fake: func(e *env) *llmtest.Server { return e.openai },
-			usage: Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30}, checkWire: openaiWire(false)},
+			usage: canon.Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30}, checkWire: openaiWire(false)},
 		{alias: "local", kind: llmtest.OpenAI, fake: func(e *env) *llmtest.Server { return e.local },
-			usage: Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30}, checkWire: openaiWire(true)},
+			usage: canon.Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30}, checkWire: openaiWire(true)},
 		{alias: "an", kind: llmtest.Anthropic, fake: func(e *env) *llmtest.Server { return e.anth },
-			usage: Usage{InputTokens: 135, OutputTokens: 20, CacheReadTokens: 30, CacheWriteTokens: 5},
+			usage: canon.Usage{InputTokens: 135, OutputTokens: 20, CacheReadTokens: 30, CacheWriteTokens: 5},
 			checkWire: func(t *testing.T, r llmtest.Request, stream bool) {
 				if r.Path != "/v1/messages" || r.Header.Get("x-api-key") != keyAnthropic || r.Header.Get("anthropic-version") == "" {
 					t.Errorf("path %s, headers %v", r.Path, r.Header)
@@ -183,7 +184,7 @@ func connectorCases() []connectorCase {
 				}
 			}},
 		{alias: "gm", kind: llmtest.Gemini, fake: func(e *env) *llmtest.Server { return e.gemini },
-			usage: Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30},
+			usage: canon.Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30},
 			checkWire: func(t *testing.T, r llmtest.Request, stream bool) {
 				wantPath := "/v1beta/models/gemini-2.0-flash:generateContent"
 				if stream {

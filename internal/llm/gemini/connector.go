@@ -1,4 +1,4 @@
-package llm
+package gemini
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/cortexrt/cortex/internal/llm/canon"
 )
 
 // Google Gemini generateContent / streamGenerateContent wire types.
@@ -69,12 +71,12 @@ type gmResponse struct {
 	Error        json.RawMessage `json:"error"`
 }
 
-func (r *gmResponse) usage() (Usage, bool) {
+func (r *gmResponse) usage() (canon.Usage, bool) {
 	u := r.UsageMetadata
 	if u == nil {
-		return Usage{}, false
+		return canon.Usage{}, false
 	}
-	return Usage{
+	return canon.Usage{
 		InputTokens:     u.PromptTokenCount + u.ToolUsePromptTokenCount,
 		OutputTokens:    u.CandidatesTokenCount + u.ThoughtsTokenCount,
 		CacheReadTokens: u.CachedContentTokenCount,
@@ -84,25 +86,26 @@ func (r *gmResponse) usage() (Usage, bool) {
 // geminiFinish maps Gemini's finish reasons. Safety-class reasons become
 // content_filter and a malformed or unexpected tool call becomes
 // malformed_function_call; the native word is always kept beside it.
-func geminiFinish(s string, calledTool bool) FinishReason {
+func geminiFinish(s string, calledTool bool) canon.FinishReason {
 	switch s {
 	case "STOP", "":
 		if calledTool {
-			return FinishToolCalls
+			return canon.FinishToolCalls
 		}
-		return FinishStop
+		return canon.FinishStop
 	case "MAX_TOKENS":
-		return FinishLength
+		return canon.FinishLength
 	case "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE":
-		return FinishContentFilter
+		return canon.FinishContentFilter
 	case "MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL":
-		return FinishMalformedCall
+		return canon.FinishMalformedCall
 	}
-	return FinishOther
+	return canon.FinishOther
 }
 
-type geminiConnector struct {
-	p *provider
+// Connector serves kind gemini (the Generative Language API).
+type Connector struct {
+	p *canon.Provider
 	// sigs remembers the thought signatures Gemini attaches to function
 	// calls, by tool call ID, so they can be sent back with the call in the
 	// next turn even when the caller speaks a format without them.
@@ -110,11 +113,14 @@ type geminiConnector struct {
 	sigs map[string]string
 }
 
-var _ Connector = (*geminiConnector)(nil)
+var _ canon.Connector = (*Connector)(nil)
+
+// New returns the connector of p.
+func New(p *canon.Provider) *Connector { return &Connector{p: p} }
 
 const maxSignatures = 10000
 
-func (c *geminiConnector) remember(id, sig string) {
+func (c *Connector) remember(id, sig string) {
 	if sig == "" {
 		return
 	}
@@ -126,21 +132,21 @@ func (c *geminiConnector) remember(id, sig string) {
 	c.sigs[id] = sig
 }
 
-func (c *geminiConnector) signature(id string) string {
+func (c *Connector) signature(id string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sigs[id]
 }
 
-func (c *geminiConnector) auth(h http.Header) { h.Set("x-goog-api-key", c.p.key.reveal()) }
+func (c *Connector) auth(h http.Header) { h.Set("x-goog-api-key", c.p.Key.Reveal()) }
 
-func (c *geminiConnector) modelURL(model, method string) string {
+func (c *Connector) modelURL(model, method string) string {
 	model = strings.TrimPrefix(model, "models/")
-	return c.p.baseURL + "/models/" + url.PathEscape(model) + ":" + method
+	return c.p.BaseURL + "/models/" + url.PathEscape(model) + ":" + method
 }
 
-func (c *geminiConnector) Chat(ctx context.Context, model string, req *Request) (Stream, error) {
-	body, err := c.encode(req)
+func (c *Connector) Chat(ctx context.Context, model string, req *canon.Request) (canon.Stream, error) {
+	body, err := c.Encode(req)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +154,7 @@ func (c *geminiConnector) Chat(ctx context.Context, model string, req *Request) 
 	if req.Stream {
 		method = "streamGenerateContent?alt=sse"
 	}
-	resp, err := c.p.post(ctx, c.modelURL(model, method), body, c.auth)
+	resp, err := c.p.Post(ctx, c.modelURL(model, method), body, c.auth)
 	if err != nil {
 		return nil, err
 	}
@@ -157,22 +163,22 @@ func (c *geminiConnector) Chat(ctx context.Context, model string, req *Request) 
 		return c.stream(ctx, resp, st), nil
 	}
 	var out gmResponse
-	if err := c.p.decodeBody(ctx, resp, &out); err != nil {
+	if err := c.p.DecodeBody(ctx, resp, &out); err != nil {
 		return nil, err
 	}
 	evs, err := st.events(&out)
 	if err != nil {
 		return nil, err
 	}
-	return sliceStream(append(evs, st.end()...)), nil
+	return canon.SliceStream(append(evs, st.end()...)), nil
 }
 
-// encode renders req as a generateContent request: the system prompt in
+// Encode renders req as a generateContent request: the system prompt in
 // systemInstruction, assistant turns as role model, tool calls as
 // functionCall parts with object args, tool results as functionResponse
 // parts named after the call they answer.
-func (c *geminiConnector) encode(req *Request) (map[string]any, error) {
-	if err := checkPortable(req, FamilyGemini); err != nil {
+func (c *Connector) Encode(req *canon.Request) (map[string]any, error) {
+	if err := canon.CheckPortable(req, canon.FamilyGemini); err != nil {
 		return nil, err
 	}
 	m := map[string]any{}
@@ -182,31 +188,31 @@ func (c *geminiConnector) encode(req *Request) (map[string]any, error) {
 	var contents []gmContent
 	for _, msg := range req.Messages {
 		role := "user"
-		if msg.Role == RoleAssistant {
+		if msg.Role == canon.RoleAssistant {
 			role = "model"
 		}
 		var parts []gmPart
 		for _, p := range msg.Parts {
 			switch p.Type {
-			case PartText:
+			case canon.PartText:
 				if p.Text != "" {
 					parts = append(parts, gmPart{Text: p.Text})
 				}
-			case PartImage:
+			case canon.PartImage:
 				if p.URL != "" {
 					parts = append(parts, gmPart{FileData: &gmFile{FileURI: p.URL, MimeType: mimeFromURL(p.URL)}})
 				} else {
 					parts = append(parts, gmPart{InlineData: &gmBlob{MimeType: p.MediaType, Data: p.Data}})
 				}
-			case PartToolCall:
-				args, err := objectArgs(p.Args)
+			case canon.PartToolCall:
+				args, err := canon.ObjectArgs(p.Args)
 				if err != nil {
-					return nil, badRequest("tool call %s: %v", p.ToolID, err)
+					return nil, canon.BadRequest("tool call %s: %v", p.ToolID, err)
 				}
 				parts = append(parts, gmPart{FunctionCall: &gmFunctionCall{Name: p.ToolName, Args: args}, ThoughtSignature: c.signature(p.ToolID)})
-			case PartToolResult:
+			case canon.PartToolResult:
 				if p.ToolName == "" {
-					return nil, badRequest("tool result %s does not answer a tool call earlier in the conversation; Gemini needs the function name", p.ToolID)
+					return nil, canon.BadRequest("tool result %s does not answer a tool call earlier in the conversation; Gemini needs the function name", p.ToolID)
 				}
 				key := "output"
 				if p.IsError {
@@ -249,13 +255,13 @@ func (c *geminiConnector) encode(req *Request) (map[string]any, error) {
 	if tc := req.ToolChoice; tc != nil && len(req.Tools) > 0 {
 		fc := map[string]any{}
 		switch tc.Mode {
-		case ToolAuto:
+		case canon.ToolAuto:
 			fc["mode"] = "AUTO"
-		case ToolNone:
+		case canon.ToolNone:
 			fc["mode"] = "NONE"
-		case ToolRequired:
+		case canon.ToolRequired:
 			fc["mode"] = "ANY"
-		case ToolNamed:
+		case canon.ToolNamed:
 			fc["mode"] = "ANY"
 			fc["allowedFunctionNames"] = []string{tc.Name}
 		}
@@ -265,12 +271,12 @@ func (c *geminiConnector) encode(req *Request) (map[string]any, error) {
 	if req.MaxTokens > 0 {
 		gc["maxOutputTokens"] = req.MaxTokens
 	}
-	setOpt(gc, "temperature", req.Temperature)
-	setOpt(gc, "topP", req.TopP)
-	setOpt(gc, "topK", req.TopK)
-	setOpt(gc, "seed", req.Seed)
-	setOpt(gc, "presencePenalty", req.PresencePenalty)
-	setOpt(gc, "frequencyPenalty", req.FrequencyPenalty)
+	canon.SetOpt(gc, "temperature", req.Temperature)
+	canon.SetOpt(gc, "topP", req.TopP)
+	canon.SetOpt(gc, "topK", req.TopK)
+	canon.SetOpt(gc, "seed", req.Seed)
+	canon.SetOpt(gc, "presencePenalty", req.PresencePenalty)
+	canon.SetOpt(gc, "frequencyPenalty", req.FrequencyPenalty)
 	if len(req.Stop) > 0 {
 		gc["stopSequences"] = req.Stop
 	}
@@ -342,31 +348,31 @@ func mimeFromURL(u string) string {
 // gmState turns a sequence of GenerateContentResponse objects (one for a
 // plain call, many for a stream) into events.
 type gmState struct {
-	c        *geminiConnector
+	c        *Connector
 	model    string
 	started  bool
 	tools    int
 	finished bool
-	usage    Usage
+	usage    canon.Usage
 }
 
-func (s *gmState) events(r *gmResponse) ([]Event, error) {
+func (s *gmState) events(r *gmResponse) ([]canon.Event, error) {
 	if len(r.Error) > 0 && string(r.Error) != "null" {
-		typ, msg := parseErrorBody(append(append([]byte(`{"error":`), r.Error...), '}'))
-		return nil, &UpstreamError{Provider: s.c.p.name, Status: http.StatusBadGateway, Type: typ, Message: truncate(s.c.p.scrub(msg), 500)}
+		typ, msg := canon.ParseErrorBody(append(append([]byte(`{"error":`), r.Error...), '}'))
+		return nil, &canon.UpstreamError{Provider: s.c.p.Name, Status: http.StatusBadGateway, Type: typ, Message: canon.Truncate(s.c.p.Scrub(msg), 500)}
 	}
-	var evs []Event
+	var evs []canon.Event
 	if !s.started {
 		s.started = true
 		id := r.ResponseID
 		if id == "" {
-			id = newID("gemini-")
+			id = canon.NewID("gemini-")
 		}
 		model := r.ModelVersion
 		if model == "" {
 			model = s.model
 		}
-		evs = append(evs, Event{Kind: EvStart, ID: id, Model: model})
+		evs = append(evs, canon.Event{Kind: canon.EvStart, ID: id, Model: model})
 	}
 	if u, ok := r.usage(); ok {
 		s.usage = u
@@ -374,7 +380,7 @@ func (s *gmState) events(r *gmResponse) ([]Event, error) {
 	if len(r.Candidates) == 0 {
 		if r.PromptFeedback != nil && r.PromptFeedback.BlockReason != "" && !s.finished {
 			s.finished = true
-			evs = append(evs, Event{Kind: EvFinish, Finish: FinishContentFilter, Native: "PROMPT_BLOCKED_" + r.PromptFeedback.BlockReason, NativeFamily: FamilyGemini})
+			evs = append(evs, canon.Event{Kind: canon.EvFinish, Finish: canon.FinishContentFilter, Native: "PROMPT_BLOCKED_" + r.PromptFeedback.BlockReason, NativeFamily: canon.FamilyGemini})
 		}
 		return evs, nil
 	}
@@ -384,7 +390,7 @@ func (s *gmState) events(r *gmResponse) ([]Event, error) {
 		case p.FunctionCall != nil:
 			id := p.FunctionCall.ID
 			if id == "" {
-				id = newID("call_")
+				id = canon.NewID("call_")
 			}
 			s.c.remember(id, p.ThoughtSignature)
 			args := string(p.FunctionCall.Args)
@@ -392,40 +398,40 @@ func (s *gmState) events(r *gmResponse) ([]Event, error) {
 				args = "{}"
 			}
 			evs = append(evs,
-				Event{Kind: EvToolStart, Index: s.tools, ToolID: id, ToolName: p.FunctionCall.Name},
-				Event{Kind: EvToolArgs, Index: s.tools, Text: args},
-				Event{Kind: EvToolEnd, Index: s.tools})
+				canon.Event{Kind: canon.EvToolStart, Index: s.tools, ToolID: id, ToolName: p.FunctionCall.Name},
+				canon.Event{Kind: canon.EvToolArgs, Index: s.tools, Text: args},
+				canon.Event{Kind: canon.EvToolEnd, Index: s.tools})
 			s.tools++
 		case p.Thought:
 		case p.Text != "":
-			evs = append(evs, Event{Kind: EvText, Text: p.Text})
+			evs = append(evs, canon.Event{Kind: canon.EvText, Text: p.Text})
 		}
 	}
 	if cand.FinishReason != "" && !s.finished {
 		s.finished = true
-		evs = append(evs, Event{Kind: EvFinish, Finish: geminiFinish(cand.FinishReason, s.tools > 0), Native: cand.FinishReason, NativeFamily: FamilyGemini})
+		evs = append(evs, canon.Event{Kind: canon.EvFinish, Finish: geminiFinish(cand.FinishReason, s.tools > 0), Native: cand.FinishReason, NativeFamily: canon.FamilyGemini})
 	}
 	return evs, nil
 }
 
 // end closes the answer: a finish if the upstream gave none, then usage.
-func (s *gmState) end() []Event {
-	var evs []Event
+func (s *gmState) end() []canon.Event {
+	var evs []canon.Event
 	if !s.finished {
 		s.finished = true
-		evs = append(evs, Event{Kind: EvFinish, Finish: geminiFinish("", s.tools > 0), NativeFamily: FamilyGemini})
+		evs = append(evs, canon.Event{Kind: canon.EvFinish, Finish: geminiFinish("", s.tools > 0), NativeFamily: canon.FamilyGemini})
 	}
-	return append(evs, Event{Kind: EvUsage, Usage: s.usage})
+	return append(evs, canon.Event{Kind: canon.EvUsage, Usage: s.usage})
 }
 
 // stream reads streamGenerateContent?alt=sse: each event is a whole
 // GenerateContentResponse carrying the next parts; the stream ends when the
 // server closes it.
-func (c *geminiConnector) stream(ctx context.Context, resp *http.Response, st *gmState) Stream {
-	sse := newSSEReader(resp.Body)
+func (c *Connector) stream(ctx context.Context, resp *http.Response, st *gmState) canon.Stream {
+	sse := canon.NewSSEReader(resp.Body)
 	ended := false
-	q := &queueStream{body: resp.Body, sse: sse}
-	q.fill = func() ([]Event, error) {
+	q := &canon.QueueStream{Body: resp.Body, SSE: sse}
+	q.Fill = func() ([]canon.Event, error) {
 		if ended {
 			return nil, io.EOF
 		}
@@ -433,23 +439,23 @@ func (c *geminiConnector) stream(ctx context.Context, resp *http.Response, st *g
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				if !st.finished {
-					return nil, &UpstreamError{Provider: c.p.name, Message: "upstream closed the stream early"}
+					return nil, &canon.UpstreamError{Provider: c.p.Name, Message: "upstream closed the stream early"}
 				}
 				ended = true
 				return st.end(), nil
 			}
-			return nil, c.p.readStreamErr(ctx, err)
+			return nil, c.p.ReadStreamErr(ctx, err)
 		}
 		var r gmResponse
 		if err := json.Unmarshal(ev.Data, &r); err != nil {
-			return nil, &UpstreamError{Provider: c.p.name, Status: http.StatusBadGateway, Message: "invalid stream chunk: " + truncate(c.p.scrub(err.Error()), 200)}
+			return nil, &canon.UpstreamError{Provider: c.p.Name, Status: http.StatusBadGateway, Message: "invalid stream chunk: " + canon.Truncate(c.p.Scrub(err.Error()), 200)}
 		}
 		return st.events(&r)
 	}
 	return q
 }
 
-func (c *geminiConnector) Embed(ctx context.Context, model string, req *EmbedRequest) (*EmbedResponse, error) {
+func (c *Connector) Embed(ctx context.Context, model string, req *canon.EmbedRequest) (*canon.EmbedResponse, error) {
 	model = strings.TrimPrefix(model, "models/")
 	reqs := make([]map[string]any, len(req.Input))
 	for i, in := range req.Input {
@@ -459,7 +465,7 @@ func (c *geminiConnector) Embed(ctx context.Context, model string, req *EmbedReq
 		}
 		reqs[i] = r
 	}
-	resp, err := c.p.post(ctx, c.modelURL(model, "batchEmbedContents"), map[string]any{"requests": reqs}, c.auth)
+	resp, err := c.p.Post(ctx, c.modelURL(model, "batchEmbedContents"), map[string]any{"requests": reqs}, c.auth)
 	if err != nil {
 		return nil, err
 	}
@@ -468,13 +474,13 @@ func (c *geminiConnector) Embed(ctx context.Context, model string, req *EmbedReq
 			Values []float64 `json:"values"`
 		} `json:"embeddings"`
 	}
-	if err := c.p.decodeBody(ctx, resp, &out); err != nil {
+	if err := c.p.DecodeBody(ctx, resp, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Embeddings) != len(req.Input) {
-		return nil, &UpstreamError{Provider: c.p.name, Status: http.StatusBadGateway, Message: "upstream returned a different number of embeddings than inputs"}
+		return nil, &canon.UpstreamError{Provider: c.p.Name, Status: http.StatusBadGateway, Message: "upstream returned a different number of embeddings than inputs"}
 	}
-	res := &EmbedResponse{Model: model, Vectors: make([][]float64, len(out.Embeddings))}
+	res := &canon.EmbedResponse{Model: model, Vectors: make([][]float64, len(out.Embeddings))}
 	for i, e := range out.Embeddings {
 		res.Vectors[i] = e.Values
 	}

@@ -1,4 +1,4 @@
-package llm
+package anthropic
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cortexrt/cortex/internal/jsonstr"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 )
 
 // The Anthropic-compatible ingress: parse /v1/messages requests, render
@@ -40,29 +41,29 @@ type anRequest struct {
 	Stream        bool     `json:"stream"`
 }
 
-// parseAnthropic parses a Messages API request body.
-func parseAnthropic(body []byte, h http.Header) (*Request, error) {
+// Parse parses a Messages API request body.
+func Parse(body []byte, h http.Header) (*canon.Request, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, badRequest("request body is not a JSON object: %v", err)
+		return nil, canon.BadRequest("request body is not a JSON object: %v", err)
 	}
 	var in anRequest
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, badRequest("invalid messages request: %v", err)
+		return nil, canon.BadRequest("invalid messages request: %v", err)
 	}
 	if in.Model == "" {
-		return nil, badRequest("model is required: name one of your llm.access aliases")
+		return nil, canon.BadRequest("model is required: name one of your llm.access aliases")
 	}
 	if len(in.Messages) == 0 {
-		return nil, badRequest("messages must not be empty")
+		return nil, canon.BadRequest("messages must not be empty")
 	}
-	req := &Request{
-		Model: in.Model, Family: FamilyAnthropic, Temperature: in.Temperature, TopP: in.TopP,
+	req := &canon.Request{
+		Model: in.Model, Family: canon.FamilyAnthropic, Temperature: in.Temperature, TopP: in.TopP,
 		TopK: in.TopK, Stop: in.StopSequences, Stream: in.Stream, StreamUsage: true,
 	}
 	if in.MaxTokens != nil {
 		if *in.MaxTokens < 1 {
-			return nil, badRequest("max_tokens must be at least 1")
+			return nil, canon.BadRequest("max_tokens must be at least 1")
 		}
 		req.MaxTokens = *in.MaxTokens
 	}
@@ -78,18 +79,18 @@ func parseAnthropic(body []byte, h http.Header) (*Request, error) {
 		var s string
 		if json.Unmarshal(in.System, &s) == nil {
 			if s != "" {
-				req.System = []Part{{Type: PartText, Text: s}}
+				req.System = []canon.Part{{Type: canon.PartText, Text: s}}
 			}
 		} else {
 			var blocks []anBlock
 			if err := json.Unmarshal(in.System, &blocks); err != nil {
-				return nil, badRequest("system must be a string or a list of text blocks")
+				return nil, canon.BadRequest("system must be a string or a list of text blocks")
 			}
 			for _, b := range blocks {
 				if b.Type != "text" {
-					return nil, badRequest("system blocks must be text, not %q", b.Type)
+					return nil, canon.BadRequest("system blocks must be text, not %q", b.Type)
 				}
-				req.System = append(req.System, Part{Type: PartText, Text: b.Text, CacheControl: b.CacheControl})
+				req.System = append(req.System, canon.Part{Type: canon.PartText, Text: b.Text, CacheControl: b.CacheControl})
 			}
 		}
 	}
@@ -102,33 +103,33 @@ func parseAnthropic(body []byte, h http.Header) (*Request, error) {
 			CacheControl json.RawMessage `json:"cache_control"`
 		}
 		if err := json.Unmarshal(t, &tool); err != nil {
-			return nil, badRequest("tools[%d]: %v", i, err)
+			return nil, canon.BadRequest("tools[%d]: %v", i, err)
 		}
 		if tool.Type != "" && tool.Type != "custom" {
 			// A server tool (web_search, code_execution, ...): only Anthropic runs it.
-			req.Tools = append(req.Tools, Tool{Name: tool.Name, Raw: t, Family: FamilyAnthropic})
+			req.Tools = append(req.Tools, canon.Tool{Name: tool.Name, Raw: t, Family: canon.FamilyAnthropic})
 			continue
 		}
 		if tool.Name == "" {
-			return nil, badRequest("tools[%d]: name is required", i)
+			return nil, canon.BadRequest("tools[%d]: name is required", i)
 		}
-		req.Tools = append(req.Tools, Tool{Name: tool.Name, Description: tool.Description, Parameters: tool.InputSchema, CacheControl: tool.CacheControl})
+		req.Tools = append(req.Tools, canon.Tool{Name: tool.Name, Description: tool.Description, Parameters: tool.InputSchema, CacheControl: tool.CacheControl})
 	}
 	if tc := in.ToolChoice; tc != nil {
 		switch tc.Type {
 		case "auto":
-			req.ToolChoice = &ToolChoice{Mode: ToolAuto}
+			req.ToolChoice = &canon.ToolChoice{Mode: canon.ToolAuto}
 		case "any":
-			req.ToolChoice = &ToolChoice{Mode: ToolRequired}
+			req.ToolChoice = &canon.ToolChoice{Mode: canon.ToolRequired}
 		case "none":
-			req.ToolChoice = &ToolChoice{Mode: ToolNone}
+			req.ToolChoice = &canon.ToolChoice{Mode: canon.ToolNone}
 		case "tool":
 			if tc.Name == "" {
-				return nil, badRequest("tool_choice of type tool needs a name")
+				return nil, canon.BadRequest("tool_choice of type tool needs a name")
 			}
-			req.ToolChoice = &ToolChoice{Mode: ToolNamed, Name: tc.Name}
+			req.ToolChoice = &canon.ToolChoice{Mode: canon.ToolNamed, Name: tc.Name}
 		default:
-			return nil, badRequest("tool_choice.type %q; use auto, any, none or tool", tc.Type)
+			return nil, canon.BadRequest("tool_choice.type %q; use auto, any, none or tool", tc.Type)
 		}
 		if tc.DisableParallelToolUse != nil && *tc.DisableParallelToolUse {
 			f := false
@@ -139,17 +140,17 @@ func parseAnthropic(body []byte, h http.Header) (*Request, error) {
 		var role string
 		switch m.Role {
 		case "user":
-			role = RoleUser
+			role = canon.RoleUser
 		case "assistant":
-			role = RoleAssistant
+			role = canon.RoleAssistant
 		default:
-			return nil, badRequest("messages[%d].role %q; use user or assistant (the system prompt goes in system)", i, m.Role)
+			return nil, canon.BadRequest("messages[%d].role %q; use user or assistant (the system prompt goes in system)", i, m.Role)
 		}
 		parts, err := anthropicContent(m.Content)
 		if err != nil {
-			return nil, badRequest("messages[%d]: %v", i, err)
+			return nil, canon.BadRequest("messages[%d]: %v", i, err)
 		}
-		req.Messages = append(req.Messages, Message{Role: role, Parts: parts})
+		req.Messages = append(req.Messages, canon.Message{Role: role, Parts: parts})
 	}
 	for k, v := range raw {
 		if !anthropicKnown[k] {
@@ -159,20 +160,20 @@ func parseAnthropic(body []byte, h http.Header) (*Request, error) {
 			req.Extra[k] = v
 		}
 	}
-	nameToolResults(req)
+	canon.NameToolResults(req)
 	return req, nil
 }
 
-func anthropicContent(raw json.RawMessage) ([]Part, error) {
+func anthropicContent(raw json.RawMessage) ([]canon.Part, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return []Part{{Type: PartText, Text: s}}, nil
+		return []canon.Part{{Type: canon.PartText, Text: s}}, nil
 	}
 	var blocks []json.RawMessage
 	if err := json.Unmarshal(raw, &blocks); err != nil {
 		return nil, fmt.Errorf("content must be a string or a list of blocks")
 	}
-	var out []Part
+	var out []canon.Part
 	for _, rb := range blocks {
 		var b anBlock
 		if err := json.Unmarshal(rb, &b); err != nil {
@@ -180,16 +181,16 @@ func anthropicContent(raw json.RawMessage) ([]Part, error) {
 		}
 		switch b.Type {
 		case "text":
-			out = append(out, Part{Type: PartText, Text: b.Text, CacheControl: b.CacheControl})
+			out = append(out, canon.Part{Type: canon.PartText, Text: b.Text, CacheControl: b.CacheControl})
 		case "image":
 			if b.Source == nil {
 				return nil, fmt.Errorf("image block needs a source")
 			}
 			switch b.Source.Type {
 			case "base64":
-				out = append(out, Part{Type: PartImage, MediaType: b.Source.MediaType, Data: b.Source.Data, CacheControl: b.CacheControl})
+				out = append(out, canon.Part{Type: canon.PartImage, MediaType: b.Source.MediaType, Data: b.Source.Data, CacheControl: b.CacheControl})
 			case "url":
-				out = append(out, Part{Type: PartImage, URL: b.Source.URL, CacheControl: b.CacheControl})
+				out = append(out, canon.Part{Type: canon.PartImage, URL: b.Source.URL, CacheControl: b.CacheControl})
 			default:
 				return nil, fmt.Errorf("image source type %q is not supported", b.Source.Type)
 			}
@@ -198,19 +199,19 @@ func anthropicContent(raw json.RawMessage) ([]Part, error) {
 			if args == "" || args == "null" {
 				args = "{}"
 			}
-			out = append(out, Part{Type: PartToolCall, ToolID: b.ID, ToolName: b.Name, Args: args, CacheControl: b.CacheControl})
+			out = append(out, canon.Part{Type: canon.PartToolCall, ToolID: b.ID, ToolName: b.Name, Args: args, CacheControl: b.CacheControl})
 		case "tool_result":
 			text, err := toolResultText(b.Content)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, Part{Type: PartToolResult, ToolID: b.ToolUseID, Text: text, IsError: b.IsError, CacheControl: b.CacheControl})
+			out = append(out, canon.Part{Type: canon.PartToolResult, ToolID: b.ToolUseID, Text: text, IsError: b.IsError, CacheControl: b.CacheControl})
 		case "thinking", "redacted_thinking":
 			// Meaningful only to Anthropic; other families drop it.
-			out = append(out, Part{Type: PartRaw, Raw: rb, Family: FamilyAnthropic})
+			out = append(out, canon.Part{Type: canon.PartRaw, Raw: rb, Family: canon.FamilyAnthropic})
 		default:
 			// document, search_result, server tool results: Anthropic only.
-			out = append(out, Part{Type: PartRaw, Raw: rb, Family: FamilyAnthropic, Required: true})
+			out = append(out, canon.Part{Type: canon.PartRaw, Raw: rb, Family: canon.FamilyAnthropic, Required: true})
 		}
 	}
 	return out, nil
@@ -243,19 +244,19 @@ func toolResultText(raw json.RawMessage) (string, error) {
 
 // anthropicStopOut is the stop_reason an Anthropic client sees, and the
 // foreign native reason kept beside it.
-func anthropicStopOut(finish FinishReason, native, family, stopSeq string) (stop, nativeOut string) {
-	if family == FamilyAnthropic && native != "" {
+func anthropicStopOut(finish canon.FinishReason, native, family, stopSeq string) (stop, nativeOut string) {
+	if family == canon.FamilyAnthropic && native != "" {
 		return native, ""
 	}
 	switch finish {
-	case FinishLength:
+	case canon.FinishLength:
 		stop = "max_tokens"
-	case FinishToolCalls:
+	case canon.FinishToolCalls:
 		stop = "tool_use"
-	case FinishContentFilter:
+	case canon.FinishContentFilter:
 		stop = "refusal"
-	case FinishMalformedCall:
-		stop = string(FinishMalformedCall)
+	case canon.FinishMalformedCall:
+		stop = string(canon.FinishMalformedCall)
 	default:
 		stop = "end_turn"
 		if stopSeq != "" {
@@ -274,7 +275,7 @@ type anUsageOut struct {
 
 // anthropicUsageOut reports usage in Anthropic's terms, where input_tokens
 // excludes cache reads and writes.
-func anthropicUsageOut(u Usage) anUsageOut {
+func anthropicUsageOut(u canon.Usage) anUsageOut {
 	in := u.InputTokens - u.CacheReadTokens - u.CacheWriteTokens
 	if in < 0 {
 		in = 0
@@ -286,7 +287,7 @@ func anthropicUsageOut(u Usage) anUsageOut {
 // expect; arguments a model produced as invalid JSON are kept as a string
 // under _invalid_json rather than lost.
 func anthropicInput(args string) json.RawMessage {
-	if in, err := objectArgs(args); err == nil {
+	if in, err := canon.ObjectArgs(args); err == nil {
 		return in
 	}
 	b, _ := json.Marshal(map[string]string{"_invalid_json": args})
@@ -312,14 +313,14 @@ type anMessageOut struct {
 	Usage            anUsageOut       `json:"usage"`
 }
 
-// renderAnthropic renders a complete response as an Anthropic message.
-func renderAnthropic(r *Response) []byte {
+// Render renders a complete response as an Anthropic message.
+func Render(r *canon.Response) []byte {
 	out := anMessageOut{ID: anthropicID(r.ID), Type: "message", Role: "assistant", Model: r.Model, Content: []map[string]any{}, Usage: anthropicUsageOut(r.Usage)}
 	for _, p := range r.Parts {
 		switch p.Type {
-		case PartText:
+		case canon.PartText:
 			out.Content = append(out.Content, map[string]any{"type": "text", "text": p.Text})
-		case PartToolCall:
+		case canon.PartToolCall:
 			out.Content = append(out.Content, map[string]any{"type": "tool_use", "id": p.ToolID, "name": p.ToolName, "input": anthropicInput(p.Args)})
 		}
 	}
@@ -332,29 +333,29 @@ func renderAnthropic(r *Response) []byte {
 	return b
 }
 
-// anthropicStream writes Anthropic's typed stream events. Content blocks are
+// StreamWriter writes Anthropic's typed stream events. Content blocks are
 // opened and closed around runs of text and tool calls; the stop reason and
 // final usage go out in message_delta at the end.
-type anthropicStream struct {
+type StreamWriter struct {
 	w       http.ResponseWriter
 	block   int    // index of the open block, -1 when none
 	kind    string // "text" or "tool_use"
 	next    int
 	toolBlk map[int]int
-	finish  Event
-	usage   Usage
+	finish  canon.Event
+	usage   canon.Usage
 	buf     []byte
 	hold    bool
 	data    []byte
 }
 
-func (s *anthropicStream) setHold(h bool) { s.hold = h }
+func (s *StreamWriter) SetHold(h bool) { s.hold = h }
 
-func newAnthropicStream(w http.ResponseWriter) *anthropicStream {
-	return &anthropicStream{w: w, block: -1, toolBlk: map[int]int{}}
+func NewStreamWriter(w http.ResponseWriter) *StreamWriter {
+	return &StreamWriter{w: w, block: -1, toolBlk: map[int]int{}}
 }
 
-func (s *anthropicStream) send(typ string, v any) error {
+func (s *StreamWriter) send(typ string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -362,8 +363,8 @@ func (s *anthropicStream) send(typ string, v any) error {
 	return s.sendRaw(typ, b)
 }
 
-func (s *anthropicStream) sendRaw(typ string, b []byte) error {
-	s.buf = appendSSE(s.buf[:0], typ, b)
+func (s *StreamWriter) sendRaw(typ string, b []byte) error {
+	s.buf = canon.AppendSSE(s.buf[:0], typ, b)
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
@@ -373,7 +374,7 @@ func (s *anthropicStream) sendRaw(typ string, b []byte) error {
 	return nil
 }
 
-func (s *anthropicStream) closeBlock() error {
+func (s *StreamWriter) closeBlock() error {
 	if s.block < 0 {
 		return nil
 	}
@@ -382,7 +383,7 @@ func (s *anthropicStream) closeBlock() error {
 	return s.send("content_block_stop", map[string]any{"type": "content_block_stop", "index": i})
 }
 
-func (s *anthropicStream) open(kind string, block map[string]any) error {
+func (s *StreamWriter) open(kind string, block map[string]any) error {
 	if err := s.closeBlock(); err != nil {
 		return err
 	}
@@ -391,16 +392,16 @@ func (s *anthropicStream) open(kind string, block map[string]any) error {
 	return s.send("content_block_start", map[string]any{"type": "content_block_start", "index": s.block, "content_block": block})
 }
 
-func (s *anthropicStream) event(ev Event) error {
+func (s *StreamWriter) Event(ev canon.Event) error {
 	switch ev.Kind {
-	case EvStart:
+	case canon.EvStart:
 		s.usage = ev.Usage
 		msg := map[string]any{
 			"id": anthropicID(ev.ID), "type": "message", "role": "assistant", "model": ev.Model,
 			"content": []any{}, "stop_reason": nil, "stop_sequence": nil, "usage": anthropicUsageOut(ev.Usage),
 		}
 		return s.send("message_start", map[string]any{"type": "message_start", "message": msg})
-	case EvText:
+	case canon.EvText:
 		if s.block < 0 || s.kind != "text" {
 			if err := s.open("text", map[string]any{"type": "text", "text": ""}); err != nil {
 				return err
@@ -413,26 +414,26 @@ func (s *anthropicStream) event(ev Event) error {
 		s.data = jsonstr.Append(s.data, ev.Text)
 		s.data = append(s.data, "}}"...)
 		return s.sendRaw("content_block_delta", s.data)
-	case EvToolStart:
+	case canon.EvToolStart:
 		if err := s.open("tool_use", map[string]any{"type": "tool_use", "id": ev.ToolID, "name": ev.ToolName, "input": map[string]any{}}); err != nil {
 			return err
 		}
 		s.toolBlk[ev.Index] = s.block
-	case EvToolArgs:
+	case canon.EvToolArgs:
 		blk, ok := s.toolBlk[ev.Index]
 		if !ok || ev.Text == "" {
 			return nil
 		}
 		return s.send("content_block_delta", map[string]any{"type": "content_block_delta", "index": blk, "delta": map[string]string{"type": "input_json_delta", "partial_json": ev.Text}})
-	case EvFinish:
+	case canon.EvFinish:
 		s.finish = ev
-	case EvUsage:
+	case canon.EvUsage:
 		s.usage = ev.Usage
 	}
 	return nil
 }
 
-func (s *anthropicStream) end(err error) error {
+func (s *StreamWriter) End(err error) error {
 	if err != nil {
 		return s.send("error", map[string]any{"type": "error", "error": map[string]string{"type": "api_error", "message": err.Error()}})
 	}
@@ -453,8 +454,8 @@ func (s *anthropicStream) end(err error) error {
 	return s.send("message_stop", map[string]any{"type": "message_stop"})
 }
 
-// anthropicError is the error body Anthropic clients understand.
-func anthropicError(status int, msg string) []byte {
+// ErrorBody is the error body Anthropic clients understand.
+func ErrorBody(status int, msg string) []byte {
 	typ := "invalid_request_error"
 	switch status {
 	case http.StatusUnauthorized:

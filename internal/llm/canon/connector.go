@@ -1,4 +1,4 @@
-package llm
+package canon
 
 import (
 	"bytes"
@@ -77,8 +77,9 @@ func (e *UpstreamError) Error() string {
 
 func (e *UpstreamError) Unwrap() error { return e.Err }
 
-// retryable: worth another try on the same target.
-func (e *UpstreamError) retryable() bool {
+// Retryable reports whether the failure is worth another try on the same
+// target.
+func (e *UpstreamError) Retryable() bool {
 	if e.Timeout || e.Status == 0 {
 		return true
 	}
@@ -89,9 +90,9 @@ func (e *UpstreamError) retryable() bool {
 	return e.Status >= 500
 }
 
-// clientFault: the request itself is wrong; another target would refuse it
+// ClientFault reports whether the request itself is wrong: another target would refuse it
 // too, so the error goes back to the caller without fallback.
-func (e *UpstreamError) clientFault() bool {
+func (e *UpstreamError) ClientFault() bool {
 	switch e.Status {
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
 		return true
@@ -99,42 +100,42 @@ func (e *UpstreamError) clientFault() bool {
 	return false
 }
 
-// provider is one configured upstream account, shared by its connector.
-type provider struct {
-	name    string
-	kind    string
-	baseURL string
-	key     secret
-	headers map[string]string
-	client  *http.Client
+// Provider is one configured upstream account, shared by its connector.
+type Provider struct {
+	Name    string
+	Kind    string
+	BaseURL string
+	Key     Secret
+	Headers map[string]string
+	Client  *http.Client
 }
 
-// scrub removes the provider key from s.
-func (p *provider) scrub(s string) string {
-	if k := p.key.reveal(); k != "" {
+// Scrub removes the provider key from s.
+func (p *Provider) Scrub(s string) string {
+	if k := p.Key.Reveal(); k != "" {
 		s = strings.ReplaceAll(s, k, "[redacted]")
 	}
 	return s
 }
 
-// post sends body as JSON and returns the response when it is 2xx; any
+// Post sends body as JSON and returns the response when it is 2xx; any
 // other outcome is an *UpstreamError.
-func (p *provider) post(ctx context.Context, url string, body any, auth func(http.Header)) (*http.Response, error) {
+func (p *Provider) Post(ctx context.Context, url string, body any, auth func(http.Header)) (*http.Response, error) {
 	buf, err := json.Marshal(body)
 	if err != nil {
-		return nil, fmt.Errorf("encode request for %s: %w", p.name, err)
+		return nil, fmt.Errorf("encode request for %s: %w", p.Name, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(buf))
 	if err != nil {
-		return nil, &UpstreamError{Provider: p.name, Err: errors.New("bad upstream URL"), Status: http.StatusBadGateway}
+		return nil, &UpstreamError{Provider: p.Name, Err: errors.New("bad upstream URL"), Status: http.StatusBadGateway}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "cortex-llm-gateway")
-	for k, v := range p.headers {
+	for k, v := range p.Headers {
 		req.Header.Set(k, v)
 	}
 	auth(req.Header)
-	resp, err := p.client.Do(req)
+	resp, err := p.Client.Do(req)
 	if err != nil {
 		return nil, p.transportError(ctx, err)
 	}
@@ -148,8 +149,8 @@ func (p *provider) post(ctx context.Context, url string, body any, auth func(htt
 // transportError classifies a network failure. The error text of net/http
 // contains the URL, which for Gemini may hold a key query parameter; it is
 // scrubbed like any message.
-func (p *provider) transportError(ctx context.Context, err error) *UpstreamError {
-	e := &UpstreamError{Provider: p.name, Message: p.scrub(errText(err))}
+func (p *Provider) transportError(ctx context.Context, err error) *UpstreamError {
+	e := &UpstreamError{Provider: p.Name, Message: p.Scrub(errText(err))}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		e.Timeout = true
@@ -172,21 +173,21 @@ func errText(err error) string {
 
 // statusError reads a non-2xx answer. Messages of authentication errors are
 // dropped entirely: providers echo (parts of) the key in them.
-func (p *provider) statusError(resp *http.Response) *UpstreamError {
+func (p *Provider) statusError(resp *http.Response) *UpstreamError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &UpstreamError{Provider: p.name, Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header)}
-	e.Type, e.Message = parseErrorBody(body)
+	e := &UpstreamError{Provider: p.Name, Status: resp.StatusCode, RetryAfter: RetryAfter(resp.Header)}
+	e.Type, e.Message = ParseErrorBody(body)
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
-		e.Message = "the provider refused the gateway's credentials; check the key configured for " + p.name
+		e.Message = "the provider refused the gateway's credentials; check the key configured for " + p.Name
 	}
-	e.Message = truncate(p.scrub(e.Message), 500)
+	e.Message = Truncate(p.Scrub(e.Message), 500)
 	return e
 }
 
-// parseErrorBody understands the error bodies of OpenAI ({"error":{...}}),
+// ParseErrorBody understands the error bodies of OpenAI ({"error":{...}}),
 // Anthropic ({"type":"error","error":{...}}), Gemini ({"error":{"status"}})
 // and servers that answer {"error":"text"}.
-func parseErrorBody(body []byte) (typ, msg string) {
+func ParseErrorBody(body []byte) (typ, msg string) {
 	var v struct {
 		Error json.RawMessage `json:"error"`
 	}
@@ -210,7 +211,7 @@ func parseErrorBody(body []byte) (typ, msg string) {
 	return "", strings.TrimSpace(string(body))
 }
 
-func retryAfter(h http.Header) time.Duration {
+func RetryAfter(h http.Header) time.Duration {
 	v := h.Get("Retry-After")
 	if v == "" {
 		return 0
@@ -226,36 +227,36 @@ func retryAfter(h http.Header) time.Duration {
 	return 0
 }
 
-func truncate(s string, n int) string {
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	return s[:n] + "..."
 }
 
-// newID returns prefix followed by 24 random base64url characters.
-func newID(prefix string) string {
+// NewID returns prefix followed by 24 random base64url characters.
+func NewID(prefix string) string {
 	var b [18]byte
 	_, _ = rand.Read(b[:])
 	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// queueStream adapts a producer that turns one upstream item into zero or
+// QueueStream adapts a producer that turns one upstream item into zero or
 // more events: the shared shape of every connector's stream.
-type queueStream struct {
-	body    io.Closer
-	sse     *sseReader // when set, its buffered input counts as ready
+type QueueStream struct {
+	Body    io.Closer
+	SSE     *SSEReader // when set, its buffered input counts as ready
 	pending []Event
-	fill    func() ([]Event, error) // next batch; io.EOF at the end
+	Fill    func() ([]Event, error) // next batch; io.EOF at the end
 	done    bool
 }
 
-func (q *queueStream) Next() (Event, error) {
+func (q *QueueStream) Next() (Event, error) {
 	for len(q.pending) == 0 {
 		if q.done {
 			return Event{}, io.EOF
 		}
-		evs, err := q.fill()
+		evs, err := q.Fill()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				q.done = true
@@ -270,63 +271,63 @@ func (q *queueStream) Next() (Event, error) {
 	return ev, nil
 }
 
-// ready reports whether Next can return without waiting on the network.
-func (q *queueStream) ready() bool {
-	return len(q.pending) > 0 || (q.sse != nil && q.sse.buffered())
+// Ready reports whether Next can return without waiting on the network.
+func (q *QueueStream) Ready() bool {
+	return len(q.pending) > 0 || (q.SSE != nil && q.SSE.buffered())
 }
 
-func (q *queueStream) Close() error {
-	if q.body == nil {
+func (q *QueueStream) Close() error {
+	if q.Body == nil {
 		return nil
 	}
-	err := q.body.Close()
-	q.body = nil
+	err := q.Body.Close()
+	q.Body = nil
 	return err
 }
 
-// sliceStream replays fixed events (a non-streamed answer, a cache hit).
-func sliceStream(evs []Event) Stream {
-	return &queueStream{pending: evs, done: true}
+// SliceStream replays fixed events (a non-streamed answer, a cache hit).
+func SliceStream(evs []Event) Stream {
+	return &QueueStream{pending: evs, done: true}
 }
 
-// readStreamErr turns an error from reading an upstream body into an
+// ReadStreamErr turns an error from reading an upstream body into an
 // *UpstreamError, keeping cancellation recognisable.
-func (p *provider) readStreamErr(ctx context.Context, err error) error {
+func (p *Provider) ReadStreamErr(ctx context.Context, err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return &UpstreamError{Provider: p.name, Message: "upstream closed the stream early"}
+		return &UpstreamError{Provider: p.Name, Message: "upstream closed the stream early"}
 	}
 	return p.transportError(ctx, err)
 }
 
-// decodeBody reads a whole JSON answer into v.
-func (p *provider) decodeBody(ctx context.Context, resp *http.Response, v any) error {
+// DecodeBody reads a whole JSON answer into v.
+func (p *Provider) DecodeBody(ctx context.Context, resp *http.Response, v any) error {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return p.readStreamErr(ctx, err)
+		return p.ReadStreamErr(ctx, err)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return &UpstreamError{Provider: p.name, Status: http.StatusBadGateway, Message: "upstream answered invalid JSON: " + truncate(p.scrub(err.Error()), 200)}
+		return &UpstreamError{Provider: p.Name, Status: http.StatusBadGateway, Message: "upstream answered invalid JSON: " + Truncate(p.Scrub(err.Error()), 200)}
 	}
 	return nil
 }
 
-// objectArgs parses a tool call's arguments text as a JSON object, for
+// ObjectArgs parses a tool call's arguments text as a JSON object, for
 // providers that carry arguments as objects.
-func objectArgs(args string) (json.RawMessage, error) {
+func ObjectArgs(args string) (json.RawMessage, error) {
 	a := strings.TrimSpace(args)
 	if a == "" {
 		return json.RawMessage("{}"), nil
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(a), &m); err != nil || m == nil {
-		return nil, fmt.Errorf("tool call arguments are not a JSON object: %s", truncate(a, 80))
+		return nil, fmt.Errorf("tool call arguments are not a JSON object: %s", Truncate(a, 80))
 	}
 	return json.RawMessage(a), nil
 }
 
-// parseDataURL splits data:<media>;base64,<data>.
-func parseDataURL(u string) (media, data string, ok bool) {
+// ParseDataURL splits data:<media>;base64,<data>.
+func ParseDataURL(u string) (media, data string, ok bool) {
 	rest, found := strings.CutPrefix(u, "data:")
 	if !found {
 		return "", "", false
@@ -338,31 +339,38 @@ func parseDataURL(u string) (media, data string, ok bool) {
 	return strings.TrimSuffix(meta, ";base64"), payload, true
 }
 
-// invalidRequest is an error the request itself caused, reported to the
+// InvalidRequest is an error the request itself caused, reported to the
 // caller as 400 without contacting any other target.
-type invalidRequest struct{ msg string }
+type InvalidRequest struct{ Msg string }
 
-func (e *invalidRequest) Error() string { return e.msg }
+func (e *InvalidRequest) Error() string { return e.Msg }
 
-func badRequest(format string, args ...any) error {
-	return &invalidRequest{msg: fmt.Sprintf(format, args...)}
+func BadRequest(format string, args ...any) error {
+	return &InvalidRequest{Msg: fmt.Sprintf(format, args...)}
 }
 
-// checkPortable refuses a request holding provider-native tools or content
+// CheckPortable refuses a request holding provider-native tools or content
 // another family cannot take (an Anthropic server tool or document sent to
 // Gemini), rather than silently dropping them.
-func checkPortable(req *Request, family string) error {
+func CheckPortable(req *Request, family string) error {
 	for _, t := range req.Tools {
 		if len(t.Raw) > 0 && t.Family != family {
-			return badRequest("tool %q is a %s server tool; it cannot be sent to a %s model", t.Name, t.Family, family)
+			return BadRequest("tool %q is a %s server tool; it cannot be sent to a %s model", t.Name, t.Family, family)
 		}
 	}
 	for _, m := range req.Messages {
 		for _, p := range m.Parts {
 			if p.Type == PartRaw && p.Required && p.Family != family {
-				return badRequest("a %s content block of this conversation cannot be sent to a %s model", p.Family, family)
+				return BadRequest("a %s content block of this conversation cannot be sent to a %s model", p.Family, family)
 			}
 		}
 	}
 	return nil
+}
+
+// SetOpt sets m[key] to *v when v is set.
+func SetOpt[T any](m map[string]any, key string, v *T) {
+	if v != nil {
+		m[key] = *v
+	}
 }

@@ -1,15 +1,10 @@
-package llm
+package canon
 
 import (
 	"encoding/json"
 	"net/http"
 	"strings"
 )
-
-// The canonical model: every ingress format is parsed into a Request, every
-// connector answers with a stream of Events, and the ingress renders them
-// back. Keeping one model means N ingress formats and M connectors need
-// N+M translations, not N*M.
 
 // Wire families. A request remembers the family it arrived in so fields
 // with no canonical meaning (Extra, raw blocks, native finish reasons) can
@@ -220,9 +215,9 @@ type Event struct {
 	Usage        Usage
 }
 
-// isToken reports whether ev carries content, i.e. whether relaying it
+// IsToken reports whether ev carries content, i.e. whether relaying it
 // commits the gateway to this upstream (no fallback after it).
-func (ev Event) isToken() bool {
+func (ev Event) IsToken() bool {
 	switch ev.Kind {
 	case EvText, EvToolStart, EvToolArgs, EvFinish:
 		return true
@@ -230,13 +225,13 @@ func (ev Event) isToken() bool {
 	return false
 }
 
-// accumulator builds a Response from events.
-type accumulator struct {
+// Accumulator builds a Response from events.
+type Accumulator struct {
 	resp  Response
 	tools map[int]int // tool index -> part index
 }
 
-func (a *accumulator) add(ev Event) {
+func (a *Accumulator) Add(ev Event) {
 	r := &a.resp
 	switch ev.Kind {
 	case EvStart:
@@ -273,8 +268,8 @@ func (a *accumulator) add(ev Event) {
 	}
 }
 
-// result returns the response with empty tool arguments normalised to {}.
-func (a *accumulator) result() *Response {
+// Result returns the response with empty tool arguments normalised to {}.
+func (a *Accumulator) Result() *Response {
 	r := a.resp
 	for i := range r.Parts {
 		if r.Parts[i].Type == PartToolCall && strings.TrimSpace(r.Parts[i].Args) == "" {
@@ -287,9 +282,9 @@ func (a *accumulator) result() *Response {
 	return &r
 }
 
-// replay turns a stored response back into the events a stream of it
+// Replay turns a stored response back into the events a stream of it
 // would have produced.
-func replay(r *Response) []Event {
+func Replay(r *Response) []Event {
 	evs := []Event{{Kind: EvStart, ID: r.ID, Model: r.Model}}
 	tool := 0
 	for _, p := range r.Parts {
@@ -323,4 +318,23 @@ type EmbedResponse struct {
 	Model   string      `json:"model"`
 	Vectors [][]float64 `json:"vectors"`
 	Usage   Usage       `json:"usage"`
+}
+
+// NameToolResults gives every tool result the name of the call it answers
+// (Gemini's functionResponse needs it; OpenAI's tool message lacks it).
+func NameToolResults(req *Request) {
+	names := map[string]string{}
+	for mi := range req.Messages {
+		for pi := range req.Messages[mi].Parts {
+			p := &req.Messages[mi].Parts[pi]
+			switch p.Type {
+			case PartToolCall:
+				names[p.ToolID] = p.ToolName
+			case PartToolResult:
+				if p.ToolName == "" {
+					p.ToolName = names[p.ToolID]
+				}
+			}
+		}
+	}
 }

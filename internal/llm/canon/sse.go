@@ -1,4 +1,4 @@
-package llm
+package canon
 
 import (
 	"bufio"
@@ -8,22 +8,22 @@ import (
 	"io"
 )
 
-// maxSSELine bounds one line of an upstream event stream, so a broken or
+// MaxSSELine bounds one line of an upstream event stream, so a broken or
 // hostile upstream cannot make the gateway buffer without limit.
-const maxSSELine = 8 << 20
+const MaxSSELine = 8 << 20
 
-// sseEvent is one dispatched server-sent event.
-type sseEvent struct {
+// SSEEvent is one dispatched server-sent event.
+type SSEEvent struct {
 	Event string // the event: field, "" when absent
 	Data  []byte // data: lines joined by \n
 }
 
-// sseReader reads server-sent events (the text/event-stream format of the
+// SSEReader reads server-sent events (the text/event-stream format of the
 // HTML standard) one at a time, without buffering the stream. Lines end in
 // \n or \r\n; comments and id/retry fields are ignored. An event not
 // terminated by a blank line before EOF is still dispatched, because some
 // servers end the stream right after their last data line.
-type sseReader struct {
+type SSEReader struct {
 	r     *bufio.Reader
 	event string
 	data  bytes.Buffer
@@ -31,19 +31,19 @@ type sseReader struct {
 	line  []byte
 }
 
-func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 4<<10)}
+func NewSSEReader(r io.Reader) *SSEReader {
+	return &SSEReader{r: bufio.NewReaderSize(r, 4<<10)}
 }
 
 // Next returns the next event, or io.EOF at the end of the stream.
-func (s *sseReader) Next() (sseEvent, error) {
+func (s *SSEReader) Next() (SSEEvent, error) {
 	for {
 		line, err := s.readLine()
 		if err != nil {
 			if errors.Is(err, io.EOF) && s.has {
 				return s.dispatch(), nil
 			}
-			return sseEvent{}, err
+			return SSEEvent{}, err
 		}
 		if len(line) == 0 {
 			if s.has {
@@ -77,7 +77,7 @@ func (s *sseReader) Next() (sseEvent, error) {
 
 // buffered reports whether a whole further event is already read, i.e.
 // whether Next can return it without waiting on the network.
-func (s *sseReader) buffered() bool {
+func (s *SSEReader) buffered() bool {
 	n := s.r.Buffered()
 	if n == 0 {
 		return false
@@ -86,8 +86,8 @@ func (s *sseReader) buffered() bool {
 	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\r\n\r\n"))
 }
 
-func (s *sseReader) dispatch() sseEvent {
-	ev := sseEvent{Event: s.event, Data: bytes.Clone(s.data.Bytes())}
+func (s *SSEReader) dispatch() SSEEvent {
+	ev := SSEEvent{Event: s.event, Data: bytes.Clone(s.data.Bytes())}
 	s.event, s.has = "", false
 	s.data.Reset()
 	return ev
@@ -95,13 +95,13 @@ func (s *sseReader) dispatch() sseEvent {
 
 // readLine returns the next line without its terminator. The returned
 // slice is valid until the next call.
-func (s *sseReader) readLine() ([]byte, error) {
+func (s *SSEReader) readLine() ([]byte, error) {
 	s.line = s.line[:0]
 	for {
 		chunk, err := s.r.ReadSlice('\n')
 		s.line = append(s.line, chunk...)
-		if len(s.line) > maxSSELine {
-			return nil, fmt.Errorf("event stream line longer than %d bytes", maxSSELine)
+		if len(s.line) > MaxSSELine {
+			return nil, fmt.Errorf("event stream line longer than %d bytes", MaxSSELine)
 		}
 		if err == nil {
 			break
@@ -124,9 +124,9 @@ func (s *sseReader) readLine() ([]byte, error) {
 	return l, nil
 }
 
-// appendSSE appends one event in wire form: an optional event: line, one
+// AppendSSE appends one event in wire form: an optional event: line, one
 // data: line per line of data, and the blank line that dispatches it.
-func appendSSE(dst []byte, event string, data []byte) []byte {
+func AppendSSE(dst []byte, event string, data []byte) []byte {
 	if event != "" {
 		dst = append(dst, "event: "...)
 		dst = append(dst, event...)

@@ -1,4 +1,4 @@
-package llm
+package openai
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/jsonstr"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 )
 
 // The OpenAI-compatible ingress: parse /v1/chat/completions and
@@ -57,27 +58,27 @@ type oaRequest struct {
 	ResponseFormat   json.RawMessage `json:"response_format"`
 }
 
-// parseOpenAIChat parses a chat completions request body.
-func parseOpenAIChat(body []byte) (*Request, error) {
+// ParseChat parses a chat completions request body.
+func ParseChat(body []byte) (*canon.Request, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, badRequest("request body is not a JSON object: %v", err)
+		return nil, canon.BadRequest("request body is not a JSON object: %v", err)
 	}
 	var in oaRequest
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, badRequest("invalid chat completions request: %v", err)
+		return nil, canon.BadRequest("invalid chat completions request: %v", err)
 	}
 	if in.Model == "" {
-		return nil, badRequest("model is required: name one of your llm.access aliases")
+		return nil, canon.BadRequest("model is required: name one of your llm.access aliases")
 	}
 	if len(in.Messages) == 0 {
-		return nil, badRequest("messages must not be empty")
+		return nil, canon.BadRequest("messages must not be empty")
 	}
 	if in.N != nil && *in.N != 1 {
-		return nil, badRequest("n=%d is not supported by the Cortex gateway; make n separate requests", *in.N)
+		return nil, canon.BadRequest("n=%d is not supported by the Cortex gateway; make n separate requests", *in.N)
 	}
-	req := &Request{
-		Model: in.Model, Family: FamilyOpenAI, ParallelToolCalls: in.ParallelToolCalls,
+	req := &canon.Request{
+		Model: in.Model, Family: canon.FamilyOpenAI, ParallelToolCalls: in.ParallelToolCalls,
 		Temperature: in.Temperature, TopP: in.TopP, TopK: in.TopK, Seed: in.Seed,
 		PresencePenalty: in.PresencePenalty, FrequencyPenalty: in.FrequencyPenalty,
 		Stream: in.Stream, StreamUsage: in.StreamOptions != nil && in.StreamOptions.IncludeUsage,
@@ -92,33 +93,33 @@ func parseOpenAIChat(body []byte) (*Request, error) {
 		req.MaxTokens = *in.MaxTokens
 	}
 	if req.MaxTokens < 0 {
-		return nil, badRequest("max_tokens must not be negative")
+		return nil, canon.BadRequest("max_tokens must not be negative")
 	}
 	if len(in.Stop) > 0 && string(in.Stop) != "null" {
 		var one string
 		if json.Unmarshal(in.Stop, &one) == nil {
 			req.Stop = []string{one}
 		} else if err := json.Unmarshal(in.Stop, &req.Stop); err != nil {
-			return nil, badRequest("stop must be a string or a list of strings")
+			return nil, canon.BadRequest("stop must be a string or a list of strings")
 		}
 	}
 	for _, t := range in.Tools {
 		if t.Type != "" && t.Type != "function" {
-			return nil, badRequest("tool type %q is not supported; use function tools", t.Type)
+			return nil, canon.BadRequest("tool type %q is not supported; use function tools", t.Type)
 		}
 		if t.Function.Name == "" {
-			return nil, badRequest("every tool needs function.name")
+			return nil, canon.BadRequest("every tool needs function.name")
 		}
-		req.Tools = append(req.Tools, Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters, Strict: t.Function.Strict})
+		req.Tools = append(req.Tools, canon.Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters, Strict: t.Function.Strict})
 	}
 	if len(in.ToolChoice) > 0 && string(in.ToolChoice) != "null" {
 		var mode string
 		if json.Unmarshal(in.ToolChoice, &mode) == nil {
 			switch mode {
-			case ToolAuto, ToolNone, ToolRequired:
-				req.ToolChoice = &ToolChoice{Mode: mode}
+			case canon.ToolAuto, canon.ToolNone, canon.ToolRequired:
+				req.ToolChoice = &canon.ToolChoice{Mode: mode}
 			default:
-				return nil, badRequest("tool_choice %q; use auto, none, required or a function", mode)
+				return nil, canon.BadRequest("tool_choice %q; use auto, none, required or a function", mode)
 			}
 		} else {
 			var named struct {
@@ -127,14 +128,14 @@ func parseOpenAIChat(body []byte) (*Request, error) {
 				} `json:"function"`
 			}
 			if json.Unmarshal(in.ToolChoice, &named) != nil || named.Function.Name == "" {
-				return nil, badRequest("tool_choice must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}")
+				return nil, canon.BadRequest("tool_choice must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}")
 			}
-			req.ToolChoice = &ToolChoice{Mode: ToolNamed, Name: named.Function.Name}
+			req.ToolChoice = &canon.ToolChoice{Mode: canon.ToolNamed, Name: named.Function.Name}
 		}
 	}
 	for i, m := range in.Messages {
 		if err := addOpenAIMessage(req, m); err != nil {
-			return nil, badRequest("messages[%d]: %v", i, err)
+			return nil, canon.BadRequest("messages[%d]: %v", i, err)
 		}
 	}
 	for k, v := range raw {
@@ -145,36 +146,36 @@ func parseOpenAIChat(body []byte) (*Request, error) {
 			req.Extra[k] = v
 		}
 	}
-	nameToolResults(req)
+	canon.NameToolResults(req)
 	return req, nil
 }
 
 // openAIContent reads a content field: a string, null, or a list of parts.
-func openAIContent(raw json.RawMessage) ([]Part, error) {
+func openAIContent(raw json.RawMessage) ([]canon.Part, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return []Part{{Type: PartText, Text: s}}, nil
+		return []canon.Part{{Type: canon.PartText, Text: s}}, nil
 	}
 	var parts []oaContentPart
 	if err := json.Unmarshal(raw, &parts); err != nil {
 		return nil, fmt.Errorf("content must be a string or a list of parts")
 	}
-	var out []Part
+	var out []canon.Part
 	for _, p := range parts {
 		switch p.Type {
 		case "text", "refusal":
-			out = append(out, Part{Type: PartText, Text: p.Text})
+			out = append(out, canon.Part{Type: canon.PartText, Text: p.Text})
 		case "image_url":
 			if p.ImageURL == nil || p.ImageURL.URL == "" {
 				return nil, fmt.Errorf("image_url part needs image_url.url")
 			}
-			if media, data, ok := parseDataURL(p.ImageURL.URL); ok {
-				out = append(out, Part{Type: PartImage, MediaType: media, Data: data})
+			if media, data, ok := canon.ParseDataURL(p.ImageURL.URL); ok {
+				out = append(out, canon.Part{Type: canon.PartImage, MediaType: media, Data: data})
 			} else {
-				out = append(out, Part{Type: PartImage, URL: p.ImageURL.URL})
+				out = append(out, canon.Part{Type: canon.PartImage, URL: p.ImageURL.URL})
 			}
 		default:
 			return nil, fmt.Errorf("content part type %q is not supported", p.Type)
@@ -183,7 +184,7 @@ func openAIContent(raw json.RawMessage) ([]Part, error) {
 	return out, nil
 }
 
-func addOpenAIMessage(req *Request, m oaMessage) error {
+func addOpenAIMessage(req *canon.Request, m oaMessage) error {
 	parts, err := openAIContent(m.Content)
 	if err != nil {
 		return err
@@ -191,15 +192,15 @@ func addOpenAIMessage(req *Request, m oaMessage) error {
 	switch m.Role {
 	case "system", "developer":
 		for _, p := range parts {
-			if p.Type != PartText {
+			if p.Type != canon.PartText {
 				return fmt.Errorf("a system message may only hold text")
 			}
 			req.System = append(req.System, p)
 		}
 	case "user":
-		req.Messages = append(req.Messages, Message{Role: RoleUser, Parts: parts})
+		req.Messages = append(req.Messages, canon.Message{Role: canon.RoleUser, Parts: parts})
 	case "assistant":
-		msg := Message{Role: RoleAssistant}
+		msg := canon.Message{Role: canon.RoleAssistant}
 		for _, p := range parts {
 			if p.Text != "" {
 				msg.Parts = append(msg.Parts, p)
@@ -209,7 +210,7 @@ func addOpenAIMessage(req *Request, m oaMessage) error {
 			if tc.ID == "" || tc.Function.Name == "" {
 				return fmt.Errorf("tool_calls need id and function.name")
 			}
-			msg.Parts = append(msg.Parts, Part{Type: PartToolCall, ToolID: tc.ID, ToolName: tc.Function.Name, Args: tc.Function.Arguments})
+			msg.Parts = append(msg.Parts, canon.Part{Type: canon.PartToolCall, ToolID: tc.ID, ToolName: tc.Function.Name, Args: tc.Function.Arguments})
 		}
 		req.Messages = append(req.Messages, msg)
 	case "tool":
@@ -220,13 +221,13 @@ func addOpenAIMessage(req *Request, m oaMessage) error {
 		for _, p := range parts {
 			text.WriteString(p.Text)
 		}
-		res := Part{Type: PartToolResult, ToolID: m.ToolCallID, Text: text.String()}
+		res := canon.Part{Type: canon.PartToolResult, ToolID: m.ToolCallID, Text: text.String()}
 		// Consecutive tool messages answer one assistant turn: keep them
 		// in one user turn.
 		if n := len(req.Messages); n > 0 && onlyToolResults(req.Messages[n-1]) {
 			req.Messages[n-1].Parts = append(req.Messages[n-1].Parts, res)
 		} else {
-			req.Messages = append(req.Messages, Message{Role: RoleUser, Parts: []Part{res}})
+			req.Messages = append(req.Messages, canon.Message{Role: canon.RoleUser, Parts: []canon.Part{res}})
 		}
 	default:
 		return fmt.Errorf("role %q is not supported; use system, developer, user, assistant or tool", m.Role)
@@ -234,45 +235,26 @@ func addOpenAIMessage(req *Request, m oaMessage) error {
 	return nil
 }
 
-func onlyToolResults(m Message) bool {
-	if m.Role != RoleUser || len(m.Parts) == 0 {
+func onlyToolResults(m canon.Message) bool {
+	if m.Role != canon.RoleUser || len(m.Parts) == 0 {
 		return false
 	}
 	for _, p := range m.Parts {
-		if p.Type != PartToolResult {
+		if p.Type != canon.PartToolResult {
 			return false
 		}
 	}
 	return true
 }
 
-// nameToolResults gives every tool result the name of the call it answers
-// (Gemini's functionResponse needs it; OpenAI's tool message lacks it).
-func nameToolResults(req *Request) {
-	names := map[string]string{}
-	for mi := range req.Messages {
-		for pi := range req.Messages[mi].Parts {
-			p := &req.Messages[mi].Parts[pi]
-			switch p.Type {
-			case PartToolCall:
-				names[p.ToolID] = p.ToolName
-			case PartToolResult:
-				if p.ToolName == "" {
-					p.ToolName = names[p.ToolID]
-				}
-			}
-		}
-	}
-}
-
 // openAIFinishOut is the finish_reason an OpenAI client sees. A reason
 // from another family with no OpenAI word is kept in native_finish_reason.
-func openAIFinishOut(r *Response) (finish, native string) {
-	if r.NativeFamily == FamilyOpenAI && r.Native != "" {
+func openAIFinishOut(r *canon.Response) (finish, native string) {
+	if r.NativeFamily == canon.FamilyOpenAI && r.Native != "" {
 		return r.Native, ""
 	}
 	switch r.Finish {
-	case FinishOther, "":
+	case canon.FinishOther, "":
 		finish = "stop"
 	default:
 		finish = string(r.Finish)
@@ -280,7 +262,7 @@ func openAIFinishOut(r *Response) (finish, native string) {
 	return finish, r.Native
 }
 
-func openAIUsageOut(u Usage) *oaUsage {
+func openAIUsageOut(u canon.Usage) *oaUsage {
 	out := &oaUsage{PromptTokens: u.InputTokens, CompletionTokens: u.OutputTokens, TotalTokens: u.Total()}
 	out.PromptTokensDetails = &struct {
 		CachedTokens int64 `json:"cached_tokens"`
@@ -327,17 +309,17 @@ func openAIID(id string) string {
 	return "chatcmpl-" + strings.TrimPrefix(id, "msg_")
 }
 
-// renderOpenAI renders a complete response as a chat.completion.
-func renderOpenAI(r *Response) []byte {
+// Render renders a complete response as a chat.completion.
+func Render(r *canon.Response) []byte {
 	msg := &oaMessageOut{Role: "assistant"}
 	var text strings.Builder
 	hasText := false
 	for _, p := range r.Parts {
 		switch p.Type {
-		case PartText:
+		case canon.PartText:
 			text.WriteString(p.Text)
 			hasText = true
-		case PartToolCall:
+		case canon.PartToolCall:
 			msg.ToolCalls = append(msg.ToolCalls, oaToolCall{ID: p.ToolID, Type: "function", Function: oaFunction{Name: p.ToolName, Arguments: p.Args}})
 		}
 	}
@@ -355,8 +337,8 @@ func renderOpenAI(r *Response) []byte {
 	return b
 }
 
-// openAIStream writes chat.completion.chunk events as they come.
-type openAIStream struct {
+// StreamWriter writes chat.completion.chunk events as they come.
+type StreamWriter struct {
 	w            http.ResponseWriter
 	id           string
 	model        string
@@ -371,13 +353,13 @@ type openAIStream struct {
 
 const openAITextSuffix = `},"logprobs":null,"finish_reason":null}],"system_fingerprint":null}`
 
-func (s *openAIStream) setHold(h bool) { s.hold = h }
+func (s *StreamWriter) SetHold(h bool) { s.hold = h }
 
-func newOpenAIStream(w http.ResponseWriter, includeUsage bool) *openAIStream {
-	return &openAIStream{w: w, includeUsage: includeUsage, created: time.Now().Unix(), argsSent: map[int]bool{}}
+func NewStreamWriter(w http.ResponseWriter, includeUsage bool) *StreamWriter {
+	return &StreamWriter{w: w, includeUsage: includeUsage, created: time.Now().Unix(), argsSent: map[int]bool{}}
 }
 
-func (s *openAIStream) chunk(ch oaChoiceOut, usage *oaUsage, noChoices bool) error {
+func (s *StreamWriter) chunk(ch oaChoiceOut, usage *oaUsage, noChoices bool) error {
 	out := oaCompletionOut{ID: s.id, Object: "chat.completion.chunk", Created: s.created, Model: s.model, Usage: usage}
 	if !noChoices {
 		out.Choices = []oaChoiceOut{ch}
@@ -391,8 +373,8 @@ func (s *openAIStream) chunk(ch oaChoiceOut, usage *oaUsage, noChoices bool) err
 	return s.write(b)
 }
 
-func (s *openAIStream) write(data []byte) error {
-	s.buf = appendSSE(s.buf[:0], "", data)
+func (s *StreamWriter) write(data []byte) error {
+	s.buf = canon.AppendSSE(s.buf[:0], "", data)
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}
@@ -402,9 +384,9 @@ func (s *openAIStream) write(data []byte) error {
 	return nil
 }
 
-func (s *openAIStream) event(ev Event) error {
+func (s *StreamWriter) Event(ev canon.Event) error {
 	switch ev.Kind {
-	case EvStart:
+	case canon.EvStart:
 		s.id, s.model = openAIID(ev.ID), ev.Model
 		p := append([]byte(`{"id":`), jsonstr.Append(nil, s.id)...)
 		p = append(p, `,"object":"chat.completion.chunk","created":`...)
@@ -414,28 +396,28 @@ func (s *openAIStream) event(ev Event) error {
 		s.textPrefix = append(p, `,"choices":[{"index":0,"delta":{"content":`...)
 		empty := ""
 		return s.chunk(oaChoiceOut{Delta: &oaDeltaOut{Role: "assistant", Content: &empty}}, nil, false)
-	case EvText:
+	case canon.EvText:
 		// The hot path: rendered without reflection, byte for byte what
 		// chunk would produce.
 		s.data = append(s.data[:0], s.textPrefix...)
 		s.data = jsonstr.Append(s.data, ev.Text)
 		s.data = append(s.data, openAITextSuffix...)
 		return s.write(s.data)
-	case EvToolStart:
+	case canon.EvToolStart:
 		i := ev.Index
 		return s.chunk(oaChoiceOut{Delta: &oaDeltaOut{ToolCalls: []oaToolCall{{Index: &i, ID: ev.ToolID, Type: "function", Function: oaFunction{Name: ev.ToolName}}}}}, nil, false)
-	case EvToolArgs:
+	case canon.EvToolArgs:
 		i := ev.Index
 		s.argsSent[i] = true
 		return s.chunk(oaChoiceOut{Delta: &oaDeltaOut{ToolCalls: []oaToolCall{{Index: &i, Function: oaFunction{Arguments: ev.Text}}}}}, nil, false)
-	case EvToolEnd:
+	case canon.EvToolEnd:
 		if !s.argsSent[ev.Index] {
-			return s.event(Event{Kind: EvToolArgs, Index: ev.Index, Text: "{}"})
+			return s.Event(canon.Event{Kind: canon.EvToolArgs, Index: ev.Index, Text: "{}"})
 		}
-	case EvFinish:
-		finish, native := openAIFinishOut(&Response{Finish: ev.Finish, Native: ev.Native, NativeFamily: ev.NativeFamily})
+	case canon.EvFinish:
+		finish, native := openAIFinishOut(&canon.Response{Finish: ev.Finish, Native: ev.Native, NativeFamily: ev.NativeFamily})
 		return s.chunk(oaChoiceOut{Delta: &oaDeltaOut{}, FinishReason: &finish, NativeFinishReason: native}, nil, false)
-	case EvUsage:
+	case canon.EvUsage:
 		if s.includeUsage {
 			return s.chunk(oaChoiceOut{}, openAIUsageOut(ev.Usage), true)
 		}
@@ -443,9 +425,9 @@ func (s *openAIStream) event(ev Event) error {
 	return nil
 }
 
-// end finishes the stream: [DONE] after a complete answer, an error event
+// End finishes the stream: [DONE] after a complete answer, an error event
 // (which the OpenAI SDKs raise) after a broken one.
-func (s *openAIStream) end(err error) error {
+func (s *StreamWriter) End(err error) error {
 	if err == nil {
 		return s.write(doneMarker)
 	}
@@ -453,8 +435,8 @@ func (s *openAIStream) end(err error) error {
 	return s.write(b)
 }
 
-// openAIError is the error body OpenAI clients understand.
-func openAIError(status int, msg string) []byte {
+// ErrorBody is the error body OpenAI clients understand.
+func ErrorBody(status int, msg string) []byte {
 	typ := "invalid_request_error"
 	code := ""
 	switch status {
@@ -477,12 +459,12 @@ func openAIError(status int, msg string) []byte {
 	return b
 }
 
-// parseOpenAIEmbed parses an embeddings request. The encoding format is
+// ParseEmbed parses an embeddings request. The encoding format is
 // applied by the gateway (float or base64), not forwarded.
-func parseOpenAIEmbed(body []byte) (*EmbedRequest, string, error) {
+func ParseEmbed(body []byte) (*canon.EmbedRequest, string, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, "", badRequest("request body is not a JSON object: %v", err)
+		return nil, "", canon.BadRequest("request body is not a JSON object: %v", err)
 	}
 	var in struct {
 		Model          string          `json:"model"`
@@ -491,25 +473,25 @@ func parseOpenAIEmbed(body []byte) (*EmbedRequest, string, error) {
 		EncodingFormat string          `json:"encoding_format"`
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, "", badRequest("invalid embeddings request: %v", err)
+		return nil, "", canon.BadRequest("invalid embeddings request: %v", err)
 	}
 	if in.Model == "" {
-		return nil, "", badRequest("model is required: name one of your llm.access aliases")
+		return nil, "", canon.BadRequest("model is required: name one of your llm.access aliases")
 	}
-	req := &EmbedRequest{Model: in.Model, Dimensions: in.Dimensions}
+	req := &canon.EmbedRequest{Model: in.Model, Dimensions: in.Dimensions}
 	var one string
 	if json.Unmarshal(in.Input, &one) == nil {
 		req.Input = []string{one}
 	} else if err := json.Unmarshal(in.Input, &req.Input); err != nil {
-		return nil, "", badRequest("input must be a string or a list of strings (token arrays are not supported)")
+		return nil, "", canon.BadRequest("input must be a string or a list of strings (token arrays are not supported)")
 	}
 	if len(req.Input) == 0 {
-		return nil, "", badRequest("input must not be empty")
+		return nil, "", canon.BadRequest("input must not be empty")
 	}
 	switch in.EncodingFormat {
 	case "", "float", "base64":
 	default:
-		return nil, "", badRequest("encoding_format %q; use float or base64", in.EncodingFormat)
+		return nil, "", canon.BadRequest("encoding_format %q; use float or base64", in.EncodingFormat)
 	}
 	for k, v := range raw {
 		switch k {
@@ -524,9 +506,9 @@ func parseOpenAIEmbed(body []byte) (*EmbedRequest, string, error) {
 	return req, in.EncodingFormat, nil
 }
 
-// renderOpenAIEmbed renders vectors as OpenAI does; base64 is the
+// RenderEmbed renders vectors as OpenAI does; base64 is the
 // little-endian float32 encoding the OpenAI SDKs decode.
-func renderOpenAIEmbed(r *EmbedResponse, format string) []byte {
+func RenderEmbed(r *canon.EmbedResponse, format string) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"object":"list","data":[`)
 	for i, v := range r.Vectors {

@@ -1,4 +1,4 @@
-package llm
+package openai
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/cortexrt/cortex/internal/llm/canon"
 )
 
 // OpenAI chat completions wire types, shared by the OpenAI connector and the
@@ -52,8 +54,8 @@ type oaUsage struct {
 	} `json:"prompt_tokens_details,omitempty"`
 }
 
-func (u *oaUsage) canonical() Usage {
-	out := Usage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens}
+func (u *oaUsage) canonical() canon.Usage {
+	out := canon.Usage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens}
 	if u.PromptTokensDetails != nil {
 		out.CacheReadTokens = u.PromptTokensDetails.CachedTokens
 	}
@@ -89,41 +91,47 @@ type oaChunk struct {
 	Error json.RawMessage `json:"error"`
 }
 
-func openAIFinish(s string) FinishReason {
+func openAIFinish(s string) canon.FinishReason {
 	switch s {
 	case "stop":
-		return FinishStop
+		return canon.FinishStop
 	case "length":
-		return FinishLength
+		return canon.FinishLength
 	case "tool_calls", "function_call":
-		return FinishToolCalls
+		return canon.FinishToolCalls
 	case "content_filter":
-		return FinishContentFilter
+		return canon.FinishContentFilter
 	}
-	return FinishOther
+	return canon.FinishOther
 }
 
-// openaiConnector serves kind openai and, with compatible set, any
+// Connector serves kind openai and, with compatible set, any
 // OpenAI-compatible server (Ollama, vLLM, llama.cpp).
-type openaiConnector struct {
-	p          *provider
+type Connector struct {
+	p          *canon.Provider
 	compatible bool
 }
 
-var _ Connector = (*openaiConnector)(nil)
+// New returns the connector of p; compatible is for OpenAI-compatible
+// servers, which may have no key and take fewer fields.
+func New(p *canon.Provider, compatible bool) *Connector {
+	return &Connector{p: p, compatible: compatible}
+}
 
-func (c *openaiConnector) auth(h http.Header) {
-	if k := c.p.key.reveal(); k != "" {
+var _ canon.Connector = (*Connector)(nil)
+
+func (c *Connector) auth(h http.Header) {
+	if k := c.p.Key.Reveal(); k != "" {
 		h.Set("Authorization", "Bearer "+k)
 	}
 }
 
-func (c *openaiConnector) Chat(ctx context.Context, model string, req *Request) (Stream, error) {
-	body, err := c.encode(model, req)
+func (c *Connector) Chat(ctx context.Context, model string, req *canon.Request) (canon.Stream, error) {
+	body, err := c.Encode(model, req)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.p.post(ctx, c.p.baseURL+"/chat/completions", body, c.auth)
+	resp, err := c.p.Post(ctx, c.p.BaseURL+"/chat/completions", body, c.auth)
 	if err != nil {
 		return nil, err
 	}
@@ -131,20 +139,20 @@ func (c *openaiConnector) Chat(ctx context.Context, model string, req *Request) 
 		return c.stream(ctx, resp), nil
 	}
 	var out oaResponse
-	if err := c.p.decodeBody(ctx, resp, &out); err != nil {
+	if err := c.p.DecodeBody(ctx, resp, &out); err != nil {
 		return nil, err
 	}
-	return sliceStream(openAIEvents(&out)), nil
+	return canon.SliceStream(openAIEvents(&out)), nil
 }
 
-// encode renders req in OpenAI's wire format. Fields of an OpenAI-format
+// Encode renders req in OpenAI's wire format. Fields of an OpenAI-format
 // request with no canonical meaning are passed through.
-func (c *openaiConnector) encode(model string, req *Request) (map[string]any, error) {
-	if err := checkPortable(req, FamilyOpenAI); err != nil {
+func (c *Connector) Encode(model string, req *canon.Request) (map[string]any, error) {
+	if err := canon.CheckPortable(req, canon.FamilyOpenAI); err != nil {
 		return nil, err
 	}
 	m := map[string]any{}
-	if req.Family == FamilyOpenAI {
+	if req.Family == canon.FamilyOpenAI {
 		for k, v := range req.Extra {
 			m[k] = v
 		}
@@ -178,7 +186,7 @@ func (c *openaiConnector) encode(model string, req *Request) (map[string]any, er
 	}
 	if tc := req.ToolChoice; tc != nil {
 		switch tc.Mode {
-		case ToolNamed:
+		case canon.ToolNamed:
 			m["tool_choice"] = map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}}
 		default:
 			m["tool_choice"] = tc.Mode
@@ -192,13 +200,13 @@ func (c *openaiConnector) encode(model string, req *Request) (map[string]any, er
 			delete(m, "max_tokens")
 		}
 	}
-	setOpt(m, "temperature", req.Temperature)
-	setOpt(m, "top_p", req.TopP)
-	setOpt(m, "seed", req.Seed)
-	setOpt(m, "presence_penalty", req.PresencePenalty)
-	setOpt(m, "frequency_penalty", req.FrequencyPenalty)
+	canon.SetOpt(m, "temperature", req.Temperature)
+	canon.SetOpt(m, "top_p", req.TopP)
+	canon.SetOpt(m, "seed", req.Seed)
+	canon.SetOpt(m, "presence_penalty", req.PresencePenalty)
+	canon.SetOpt(m, "frequency_penalty", req.FrequencyPenalty)
 	if c.compatible {
-		setOpt(m, "top_k", req.TopK)
+		canon.SetOpt(m, "top_k", req.TopK)
 	}
 	if len(req.Stop) > 0 {
 		m["stop"] = req.Stop
@@ -217,27 +225,21 @@ func (c *openaiConnector) encode(model string, req *Request) (map[string]any, er
 	return m, nil
 }
 
-func setOpt[T any](m map[string]any, key string, v *T) {
-	if v != nil {
-		m[key] = *v
-	}
-}
-
-func openAIMessages(req *Request) ([]oaMessage, error) {
+func openAIMessages(req *canon.Request) ([]oaMessage, error) {
 	var out []oaMessage
 	if sys := req.SystemText(); sys != "" {
 		out = append(out, oaMessage{Role: "system", Content: jsonString(sys)})
 	}
 	for _, msg := range req.Messages {
 		switch msg.Role {
-		case RoleAssistant:
+		case canon.RoleAssistant:
 			var text strings.Builder
 			om := oaMessage{Role: "assistant"}
 			for _, p := range msg.Parts {
 				switch p.Type {
-				case PartText:
+				case canon.PartText:
 					text.WriteString(p.Text)
-				case PartToolCall:
+				case canon.PartToolCall:
 					args := p.Args
 					if strings.TrimSpace(args) == "" {
 						args = "{}"
@@ -255,11 +257,11 @@ func openAIMessages(req *Request) ([]oaMessage, error) {
 			var parts []oaContentPart
 			for _, p := range msg.Parts {
 				switch p.Type {
-				case PartToolResult:
+				case canon.PartToolResult:
 					out = append(out, oaMessage{Role: "tool", ToolCallID: p.ToolID, Content: jsonString(p.Text)})
-				case PartText:
+				case canon.PartText:
 					parts = append(parts, oaContentPart{Type: "text", Text: p.Text})
-				case PartImage:
+				case canon.PartImage:
 					u := p.URL
 					if u == "" {
 						u = "data:" + p.MediaType + ";base64," + p.Data
@@ -294,30 +296,30 @@ func jsonString(s string) json.RawMessage {
 }
 
 // openAIEvents turns a complete chat.completion into events.
-func openAIEvents(r *oaResponse) []Event {
-	evs := []Event{{Kind: EvStart, ID: r.ID, Model: r.Model}}
+func openAIEvents(r *oaResponse) []canon.Event {
+	evs := []canon.Event{{Kind: canon.EvStart, ID: r.ID, Model: r.Model}}
 	finish := "stop"
 	if len(r.Choices) > 0 {
 		ch := r.Choices[0]
 		if ch.Message.Content != nil && *ch.Message.Content != "" {
-			evs = append(evs, Event{Kind: EvText, Text: *ch.Message.Content})
+			evs = append(evs, canon.Event{Kind: canon.EvText, Text: *ch.Message.Content})
 		}
 		if ch.Message.Refusal != nil && *ch.Message.Refusal != "" {
-			evs = append(evs, Event{Kind: EvText, Text: *ch.Message.Refusal})
+			evs = append(evs, canon.Event{Kind: canon.EvText, Text: *ch.Message.Refusal})
 		}
 		for i, tc := range ch.Message.ToolCalls {
 			evs = append(evs,
-				Event{Kind: EvToolStart, Index: i, ToolID: tc.ID, ToolName: tc.Function.Name},
-				Event{Kind: EvToolArgs, Index: i, Text: tc.Function.Arguments},
-				Event{Kind: EvToolEnd, Index: i})
+				canon.Event{Kind: canon.EvToolStart, Index: i, ToolID: tc.ID, ToolName: tc.Function.Name},
+				canon.Event{Kind: canon.EvToolArgs, Index: i, Text: tc.Function.Arguments},
+				canon.Event{Kind: canon.EvToolEnd, Index: i})
 		}
 		if ch.FinishReason != "" {
 			finish = ch.FinishReason
 		}
 	}
-	evs = append(evs, Event{Kind: EvFinish, Finish: openAIFinish(finish), Native: finish, NativeFamily: FamilyOpenAI})
+	evs = append(evs, canon.Event{Kind: canon.EvFinish, Finish: openAIFinish(finish), Native: finish, NativeFamily: canon.FamilyOpenAI})
 	if r.Usage != nil {
-		evs = append(evs, Event{Kind: EvUsage, Usage: r.Usage.canonical()})
+		evs = append(evs, canon.Event{Kind: canon.EvUsage, Usage: r.Usage.canonical()})
 	}
 	return evs
 }
@@ -325,27 +327,27 @@ func openAIEvents(r *oaResponse) []Event {
 var doneMarker = []byte("[DONE]")
 
 // stream reads chat.completion.chunk events until data: [DONE].
-func (c *openaiConnector) stream(ctx context.Context, resp *http.Response) Stream {
-	sse := newSSEReader(resp.Body)
+func (c *Connector) stream(ctx context.Context, resp *http.Response) canon.Stream {
+	sse := canon.NewSSEReader(resp.Body)
 	started, finished := false, false
 	open := map[int]bool{}
 	var order []int
-	q := &queueStream{body: resp.Body, sse: sse}
-	q.fill = func() ([]Event, error) {
+	q := &canon.QueueStream{Body: resp.Body, SSE: sse}
+	q.Fill = func() ([]canon.Event, error) {
 		ev, err := sse.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				if finished {
 					return nil, io.EOF
 				}
-				return nil, &UpstreamError{Provider: c.p.name, Message: "upstream closed the stream early"}
+				return nil, &canon.UpstreamError{Provider: c.p.Name, Message: "upstream closed the stream early"}
 			}
-			return nil, c.p.readStreamErr(ctx, err)
+			return nil, c.p.ReadStreamErr(ctx, err)
 		}
 		data := bytes.TrimSpace(ev.Data)
 		if bytes.Equal(data, doneMarker) {
 			if !finished {
-				return nil, &UpstreamError{Provider: c.p.name, Message: "upstream ended the stream without a finish reason"}
+				return nil, &canon.UpstreamError{Provider: c.p.Name, Message: "upstream ended the stream without a finish reason"}
 			}
 			return nil, io.EOF
 		}
@@ -354,24 +356,24 @@ func (c *openaiConnector) stream(ctx context.Context, resp *http.Response) Strea
 		}
 		var ch oaChunk
 		if err := json.Unmarshal(data, &ch); err != nil {
-			return nil, &UpstreamError{Provider: c.p.name, Status: http.StatusBadGateway, Message: "invalid stream chunk: " + truncate(c.p.scrub(err.Error()), 200)}
+			return nil, &canon.UpstreamError{Provider: c.p.Name, Status: http.StatusBadGateway, Message: "invalid stream chunk: " + canon.Truncate(c.p.Scrub(err.Error()), 200)}
 		}
 		if len(ch.Error) > 0 && string(ch.Error) != "null" {
-			typ, msg := parseErrorBody(append(append([]byte(`{"error":`), ch.Error...), '}'))
-			return nil, &UpstreamError{Provider: c.p.name, Status: http.StatusBadGateway, Type: typ, Message: truncate(c.p.scrub(msg), 500)}
+			typ, msg := canon.ParseErrorBody(append(append([]byte(`{"error":`), ch.Error...), '}'))
+			return nil, &canon.UpstreamError{Provider: c.p.Name, Status: http.StatusBadGateway, Type: typ, Message: canon.Truncate(c.p.Scrub(msg), 500)}
 		}
-		var evs []Event
+		var evs []canon.Event
 		if !started {
 			started = true
-			evs = append(evs, Event{Kind: EvStart, ID: ch.ID, Model: ch.Model})
+			evs = append(evs, canon.Event{Kind: canon.EvStart, ID: ch.ID, Model: ch.Model})
 		}
 		if len(ch.Choices) > 0 {
 			d := ch.Choices[0].Delta
 			if d.Content != nil && *d.Content != "" {
-				evs = append(evs, Event{Kind: EvText, Text: *d.Content})
+				evs = append(evs, canon.Event{Kind: canon.EvText, Text: *d.Content})
 			}
 			if d.Refusal != nil && *d.Refusal != "" {
-				evs = append(evs, Event{Kind: EvText, Text: *d.Refusal})
+				evs = append(evs, canon.Event{Kind: canon.EvText, Text: *d.Refusal})
 			}
 			for j, tc := range d.ToolCalls {
 				idx := j
@@ -381,29 +383,29 @@ func (c *openaiConnector) stream(ctx context.Context, resp *http.Response) Strea
 				if !open[idx] {
 					open[idx] = true
 					order = append(order, idx)
-					evs = append(evs, Event{Kind: EvToolStart, Index: idx, ToolID: tc.ID, ToolName: tc.Function.Name})
+					evs = append(evs, canon.Event{Kind: canon.EvToolStart, Index: idx, ToolID: tc.ID, ToolName: tc.Function.Name})
 				}
 				if tc.Function.Arguments != "" {
-					evs = append(evs, Event{Kind: EvToolArgs, Index: idx, Text: tc.Function.Arguments})
+					evs = append(evs, canon.Event{Kind: canon.EvToolArgs, Index: idx, Text: tc.Function.Arguments})
 				}
 			}
 			if fr := ch.Choices[0].FinishReason; fr != nil && *fr != "" && !finished {
 				finished = true
 				for _, idx := range order {
-					evs = append(evs, Event{Kind: EvToolEnd, Index: idx})
+					evs = append(evs, canon.Event{Kind: canon.EvToolEnd, Index: idx})
 				}
-				evs = append(evs, Event{Kind: EvFinish, Finish: openAIFinish(*fr), Native: *fr, NativeFamily: FamilyOpenAI})
+				evs = append(evs, canon.Event{Kind: canon.EvFinish, Finish: openAIFinish(*fr), Native: *fr, NativeFamily: canon.FamilyOpenAI})
 			}
 		}
 		if ch.Usage != nil {
-			evs = append(evs, Event{Kind: EvUsage, Usage: ch.Usage.canonical()})
+			evs = append(evs, canon.Event{Kind: canon.EvUsage, Usage: ch.Usage.canonical()})
 		}
 		return evs, nil
 	}
 	return q
 }
 
-func (c *openaiConnector) Embed(ctx context.Context, model string, req *EmbedRequest) (*EmbedResponse, error) {
+func (c *Connector) Embed(ctx context.Context, model string, req *canon.EmbedRequest) (*canon.EmbedResponse, error) {
 	m := map[string]any{}
 	for k, v := range req.Extra {
 		m[k] = v
@@ -411,8 +413,8 @@ func (c *openaiConnector) Embed(ctx context.Context, model string, req *EmbedReq
 	m["model"] = model
 	m["input"] = req.Input
 	m["encoding_format"] = "float"
-	setOpt(m, "dimensions", req.Dimensions)
-	resp, err := c.p.post(ctx, c.p.baseURL+"/embeddings", m, c.auth)
+	canon.SetOpt(m, "dimensions", req.Dimensions)
+	resp, err := c.p.Post(ctx, c.p.BaseURL+"/embeddings", m, c.auth)
 	if err != nil {
 		return nil, err
 	}
@@ -424,16 +426,16 @@ func (c *openaiConnector) Embed(ctx context.Context, model string, req *EmbedReq
 		} `json:"data"`
 		Usage *oaUsage `json:"usage"`
 	}
-	if err := c.p.decodeBody(ctx, resp, &out); err != nil {
+	if err := c.p.DecodeBody(ctx, resp, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Data) != len(req.Input) {
-		return nil, &UpstreamError{Provider: c.p.name, Status: http.StatusBadGateway, Message: "upstream returned a different number of embeddings than inputs"}
+		return nil, &canon.UpstreamError{Provider: c.p.Name, Status: http.StatusBadGateway, Message: "upstream returned a different number of embeddings than inputs"}
 	}
-	res := &EmbedResponse{Model: out.Model, Vectors: make([][]float64, len(out.Data))}
+	res := &canon.EmbedResponse{Model: out.Model, Vectors: make([][]float64, len(out.Data))}
 	for i, d := range out.Data {
 		if d.Index < 0 || d.Index >= len(res.Vectors) {
-			return nil, &UpstreamError{Provider: c.p.name, Status: http.StatusBadGateway, Message: "upstream embedding index out of range"}
+			return nil, &canon.UpstreamError{Provider: c.p.Name, Status: http.StatusBadGateway, Message: "upstream embedding index out of range"}
 		}
 		if d.Index == 0 && i != 0 && res.Vectors[0] != nil {
 			d.Index = i
@@ -441,7 +443,7 @@ func (c *openaiConnector) Embed(ctx context.Context, model string, req *EmbedReq
 		res.Vectors[d.Index] = d.Embedding
 	}
 	if out.Usage != nil {
-		res.Usage = Usage{InputTokens: out.Usage.PromptTokens}
+		res.Usage = canon.Usage{InputTokens: out.Usage.PromptTokens}
 	}
 	return res, nil
 }

@@ -1,4 +1,4 @@
-package llm
+package anthropic
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/cortexrt/cortex/internal/llm/canon"
 )
 
 // Anthropic Messages wire types, shared by the connector and the
@@ -42,8 +44,8 @@ type anUsage struct {
 
 // canonical adds cache reads and writes to input, as every caller expects
 // "input" to mean everything the model read.
-func (u *anUsage) canonical() Usage {
-	return Usage{
+func (u *anUsage) canonical() canon.Usage {
+	return canon.Usage{
 		InputTokens:      u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens,
 		OutputTokens:     u.OutputTokens,
 		CacheReadTokens:  u.CacheReadInputTokens,
@@ -60,36 +62,43 @@ type anResponse struct {
 	Usage        anUsage   `json:"usage"`
 }
 
-func anthropicFinish(s string) FinishReason {
+func anthropicFinish(s string) canon.FinishReason {
 	switch s {
 	case "end_turn", "stop_sequence":
-		return FinishStop
+		return canon.FinishStop
 	case "max_tokens", "model_context_window_exceeded":
-		return FinishLength
+		return canon.FinishLength
 	case "tool_use":
-		return FinishToolCalls
+		return canon.FinishToolCalls
 	case "refusal":
-		return FinishContentFilter
+		return canon.FinishContentFilter
 	}
-	return FinishOther
+	return canon.FinishOther
 }
 
-type anthropicConnector struct {
-	p         *provider
+// Connector serves kind anthropic (the Messages API).
+type Connector struct {
+	p         *canon.Provider
 	maxTokens int // sent when the request has no limit; the API requires one
 }
 
-var _ Connector = (*anthropicConnector)(nil)
+var _ canon.Connector = (*Connector)(nil)
 
-func (c *anthropicConnector) Chat(ctx context.Context, model string, req *Request) (Stream, error) {
-	body, err := anthropicEncode(model, req, c.maxTokens)
+// New returns the connector of p; maxTokens is sent when a request sets
+// no limit.
+func New(p *canon.Provider, maxTokens int) *Connector {
+	return &Connector{p: p, maxTokens: maxTokens}
+}
+
+func (c *Connector) Chat(ctx context.Context, model string, req *canon.Request) (canon.Stream, error) {
+	body, err := Encode(model, req, c.maxTokens)
 	if err != nil {
 		return nil, err
 	}
 	auth := func(h http.Header) {
-		h.Set("x-api-key", c.p.key.reveal())
+		h.Set("x-api-key", c.p.Key.Reveal())
 		h.Set("anthropic-version", anthropicVersion)
-		if req.Family == FamilyAnthropic && req.Header != nil {
+		if req.Family == canon.FamilyAnthropic && req.Header != nil {
 			if v := req.Header.Get("anthropic-version"); v != "" {
 				h.Set("anthropic-version", v)
 			}
@@ -98,7 +107,7 @@ func (c *anthropicConnector) Chat(ctx context.Context, model string, req *Reques
 			}
 		}
 	}
-	resp, err := c.p.post(ctx, c.p.baseURL+"/messages", body, auth)
+	resp, err := c.p.Post(ctx, c.p.BaseURL+"/messages", body, auth)
 	if err != nil {
 		return nil, err
 	}
@@ -106,26 +115,26 @@ func (c *anthropicConnector) Chat(ctx context.Context, model string, req *Reques
 		return c.stream(ctx, resp), nil
 	}
 	var out anResponse
-	if err := c.p.decodeBody(ctx, resp, &out); err != nil {
+	if err := c.p.DecodeBody(ctx, resp, &out); err != nil {
 		return nil, err
 	}
-	return sliceStream(anthropicEvents(&out)), nil
+	return canon.SliceStream(anthropicEvents(&out)), nil
 }
 
-func (c *anthropicConnector) Embed(context.Context, string, *EmbedRequest) (*EmbedResponse, error) {
-	return nil, &UpstreamError{Provider: c.p.name, Status: http.StatusNotImplemented, Message: "anthropic has no embeddings API", Err: ErrUnsupported}
+func (c *Connector) Embed(context.Context, string, *canon.EmbedRequest) (*canon.EmbedResponse, error) {
+	return nil, &canon.UpstreamError{Provider: c.p.Name, Status: http.StatusNotImplemented, Message: "anthropic has no embeddings API", Err: canon.ErrUnsupported}
 }
 
-// anthropicEncode renders req as a Messages API request: the system prompt
+// Encode renders req as a Messages API request: the system prompt
 // goes top-level, tool calls become tool_use blocks with object input, tool
 // results become tool_result blocks first in a user turn, and consecutive
 // turns of one role are merged.
-func anthropicEncode(model string, req *Request, defMaxTokens int) (map[string]any, error) {
-	if err := checkPortable(req, FamilyAnthropic); err != nil {
+func Encode(model string, req *canon.Request, defMaxTokens int) (map[string]any, error) {
+	if err := canon.CheckPortable(req, canon.FamilyAnthropic); err != nil {
 		return nil, err
 	}
 	m := map[string]any{}
-	if req.Family == FamilyAnthropic {
+	if req.Family == canon.FamilyAnthropic {
 		for k, v := range req.Extra {
 			m[k] = v
 		}
@@ -162,37 +171,37 @@ func anthropicEncode(model string, req *Request, defMaxTokens int) (map[string]a
 	var turns []turn
 	for _, msg := range req.Messages {
 		role := "user"
-		if msg.Role == RoleAssistant {
+		if msg.Role == canon.RoleAssistant {
 			role = "assistant"
 		}
 		var blocks []map[string]any
 		for _, p := range msg.Parts {
 			var b map[string]any
 			switch p.Type {
-			case PartText:
+			case canon.PartText:
 				if p.Text == "" {
 					continue
 				}
 				b = map[string]any{"type": "text", "text": p.Text}
-			case PartImage:
+			case canon.PartImage:
 				if p.URL != "" {
 					b = map[string]any{"type": "image", "source": map[string]string{"type": "url", "url": p.URL}}
 				} else {
 					b = map[string]any{"type": "image", "source": map[string]string{"type": "base64", "media_type": p.MediaType, "data": p.Data}}
 				}
-			case PartToolCall:
-				input, err := objectArgs(p.Args)
+			case canon.PartToolCall:
+				input, err := canon.ObjectArgs(p.Args)
 				if err != nil {
-					return nil, badRequest("tool call %s: %v", p.ToolID, err)
+					return nil, canon.BadRequest("tool call %s: %v", p.ToolID, err)
 				}
 				b = map[string]any{"type": "tool_use", "id": p.ToolID, "name": p.ToolName, "input": input}
-			case PartToolResult:
+			case canon.PartToolResult:
 				b = map[string]any{"type": "tool_result", "tool_use_id": p.ToolID, "content": p.Text}
 				if p.IsError {
 					b["is_error"] = true
 				}
-			case PartRaw:
-				if p.Family != FamilyAnthropic {
+			case canon.PartRaw:
+				if p.Family != canon.FamilyAnthropic {
 					continue
 				}
 				var raw map[string]any
@@ -255,13 +264,13 @@ func anthropicEncode(model string, req *Request, defMaxTokens int) (map[string]a
 	var choice map[string]any
 	if tc := req.ToolChoice; tc != nil {
 		switch tc.Mode {
-		case ToolAuto:
+		case canon.ToolAuto:
 			choice = map[string]any{"type": "auto"}
-		case ToolRequired:
+		case canon.ToolRequired:
 			choice = map[string]any{"type": "any"}
-		case ToolNone:
+		case canon.ToolNone:
 			choice = map[string]any{"type": "none"}
-		case ToolNamed:
+		case canon.ToolNamed:
 			choice = map[string]any{"type": "tool", "name": tc.Name}
 		}
 	}
@@ -276,9 +285,9 @@ func anthropicEncode(model string, req *Request, defMaxTokens int) (map[string]a
 	if choice != nil && len(req.Tools) > 0 {
 		m["tool_choice"] = choice
 	}
-	setOpt(m, "temperature", req.Temperature)
-	setOpt(m, "top_p", req.TopP)
-	setOpt(m, "top_k", req.TopK)
+	canon.SetOpt(m, "temperature", req.Temperature)
+	canon.SetOpt(m, "top_p", req.TopP)
+	canon.SetOpt(m, "top_k", req.TopK)
 	if len(req.Stop) > 0 {
 		m["stop_sequences"] = req.Stop
 	}
@@ -290,14 +299,14 @@ func anthropicEncode(model string, req *Request, defMaxTokens int) (map[string]a
 	return m, nil
 }
 
-func anthropicEvents(r *anResponse) []Event {
-	evs := []Event{{Kind: EvStart, ID: r.ID, Model: r.Model}}
+func anthropicEvents(r *anResponse) []canon.Event {
+	evs := []canon.Event{{Kind: canon.EvStart, ID: r.ID, Model: r.Model}}
 	tool := 0
 	for _, b := range r.Content {
 		switch b.Type {
 		case "text":
 			if b.Text != "" {
-				evs = append(evs, Event{Kind: EvText, Text: b.Text})
+				evs = append(evs, canon.Event{Kind: canon.EvText, Text: b.Text})
 			}
 		case "tool_use":
 			args := string(b.Input)
@@ -305,17 +314,17 @@ func anthropicEvents(r *anResponse) []Event {
 				args = "{}"
 			}
 			evs = append(evs,
-				Event{Kind: EvToolStart, Index: tool, ToolID: b.ID, ToolName: b.Name},
-				Event{Kind: EvToolArgs, Index: tool, Text: args},
-				Event{Kind: EvToolEnd, Index: tool})
+				canon.Event{Kind: canon.EvToolStart, Index: tool, ToolID: b.ID, ToolName: b.Name},
+				canon.Event{Kind: canon.EvToolArgs, Index: tool, Text: args},
+				canon.Event{Kind: canon.EvToolEnd, Index: tool})
 			tool++
 		}
 	}
-	fin := Event{Kind: EvFinish, Finish: anthropicFinish(r.StopReason), Native: r.StopReason, NativeFamily: FamilyAnthropic}
+	fin := canon.Event{Kind: canon.EvFinish, Finish: anthropicFinish(r.StopReason), Native: r.StopReason, NativeFamily: canon.FamilyAnthropic}
 	if r.StopSequence != nil {
 		fin.StopSequence = *r.StopSequence
 	}
-	return append(evs, fin, Event{Kind: EvUsage, Usage: r.Usage.canonical()})
+	return append(evs, fin, canon.Event{Kind: canon.EvUsage, Usage: r.Usage.canonical()})
 }
 
 type anStreamEvent struct {
@@ -366,14 +375,14 @@ func anthropicErrorStatus(typ string) int {
 
 // stream reads Anthropic's typed events (message_start, content_block_*,
 // message_delta, message_stop, ping, error).
-func (c *anthropicConnector) stream(ctx context.Context, resp *http.Response) Stream {
-	sse := newSSEReader(resp.Body)
+func (c *Connector) stream(ctx context.Context, resp *http.Response) canon.Stream {
+	sse := canon.NewSSEReader(resp.Body)
 	var usage anUsage
 	toolOf := map[int]int{} // content block index -> tool index
 	tools := 0
 	finished, stopped := false, false
-	q := &queueStream{body: resp.Body, sse: sse}
-	q.fill = func() ([]Event, error) {
+	q := &canon.QueueStream{Body: resp.Body, SSE: sse}
+	q.Fill = func() ([]canon.Event, error) {
 		if stopped {
 			return nil, io.EOF
 		}
@@ -382,15 +391,15 @@ func (c *anthropicConnector) stream(ctx context.Context, resp *http.Response) St
 			if errors.Is(err, io.EOF) {
 				if finished {
 					stopped = true
-					return []Event{{Kind: EvUsage, Usage: usage.canonical()}}, nil
+					return []canon.Event{{Kind: canon.EvUsage, Usage: usage.canonical()}}, nil
 				}
-				return nil, &UpstreamError{Provider: c.p.name, Message: "upstream closed the stream early"}
+				return nil, &canon.UpstreamError{Provider: c.p.Name, Message: "upstream closed the stream early"}
 			}
-			return nil, c.p.readStreamErr(ctx, err)
+			return nil, c.p.ReadStreamErr(ctx, err)
 		}
 		var se anStreamEvent
 		if err := json.Unmarshal(ev.Data, &se); err != nil {
-			return nil, &UpstreamError{Provider: c.p.name, Status: http.StatusBadGateway, Message: "invalid stream event: " + truncate(c.p.scrub(err.Error()), 200)}
+			return nil, &canon.UpstreamError{Provider: c.p.Name, Status: http.StatusBadGateway, Message: "invalid stream event: " + canon.Truncate(c.p.Scrub(err.Error()), 200)}
 		}
 		switch se.Type {
 		case "message_start":
@@ -398,7 +407,7 @@ func (c *anthropicConnector) stream(ctx context.Context, resp *http.Response) St
 				return nil, nil
 			}
 			usage = se.Message.Usage
-			return []Event{{Kind: EvStart, ID: se.Message.ID, Model: se.Message.Model, Usage: usage.canonical()}}, nil
+			return []canon.Event{{Kind: canon.EvStart, ID: se.Message.ID, Model: se.Message.Model, Usage: usage.canonical()}}, nil
 		case "content_block_start":
 			b := se.ContentBlock
 			if b == nil {
@@ -407,14 +416,14 @@ func (c *anthropicConnector) stream(ctx context.Context, resp *http.Response) St
 			switch b.Type {
 			case "text":
 				if b.Text != "" {
-					return []Event{{Kind: EvText, Text: b.Text}}, nil
+					return []canon.Event{{Kind: canon.EvText, Text: b.Text}}, nil
 				}
 			case "tool_use":
 				toolOf[se.Index] = tools
 				tools++
-				evs := []Event{{Kind: EvToolStart, Index: toolOf[se.Index], ToolID: b.ID, ToolName: b.Name}}
+				evs := []canon.Event{{Kind: canon.EvToolStart, Index: toolOf[se.Index], ToolID: b.ID, ToolName: b.Name}}
 				if in := strings.TrimSpace(string(b.Input)); in != "" && in != "{}" && in != "null" {
-					evs = append(evs, Event{Kind: EvToolArgs, Index: toolOf[se.Index], Text: in})
+					evs = append(evs, canon.Event{Kind: canon.EvToolArgs, Index: toolOf[se.Index], Text: in})
 				}
 				return evs, nil
 			}
@@ -424,15 +433,15 @@ func (c *anthropicConnector) stream(ctx context.Context, resp *http.Response) St
 			}
 			switch se.Delta.Type {
 			case "text_delta":
-				return []Event{{Kind: EvText, Text: se.Delta.Text}}, nil
+				return []canon.Event{{Kind: canon.EvText, Text: se.Delta.Text}}, nil
 			case "input_json_delta":
 				if i, ok := toolOf[se.Index]; ok && se.Delta.PartialJSON != "" {
-					return []Event{{Kind: EvToolArgs, Index: i, Text: se.Delta.PartialJSON}}, nil
+					return []canon.Event{{Kind: canon.EvToolArgs, Index: i, Text: se.Delta.PartialJSON}}, nil
 				}
 			}
 		case "content_block_stop":
 			if i, ok := toolOf[se.Index]; ok {
-				return []Event{{Kind: EvToolEnd, Index: i}}, nil
+				return []canon.Event{{Kind: canon.EvToolEnd, Index: i}}, nil
 			}
 		case "message_delta":
 			if u := se.Usage; u != nil {
@@ -449,22 +458,22 @@ func (c *anthropicConnector) stream(ctx context.Context, resp *http.Response) St
 			}
 			if se.Delta != nil && se.Delta.StopReason != "" && !finished {
 				finished = true
-				fin := Event{Kind: EvFinish, Finish: anthropicFinish(se.Delta.StopReason), Native: se.Delta.StopReason, NativeFamily: FamilyAnthropic}
+				fin := canon.Event{Kind: canon.EvFinish, Finish: anthropicFinish(se.Delta.StopReason), Native: se.Delta.StopReason, NativeFamily: canon.FamilyAnthropic}
 				if se.Delta.StopSequence != nil {
 					fin.StopSequence = *se.Delta.StopSequence
 				}
-				return []Event{fin}, nil
+				return []canon.Event{fin}, nil
 			}
 		case "message_stop":
 			if !finished {
-				return nil, &UpstreamError{Provider: c.p.name, Message: "upstream stopped the message without a stop reason"}
+				return nil, &canon.UpstreamError{Provider: c.p.Name, Message: "upstream stopped the message without a stop reason"}
 			}
 			stopped = true
-			return []Event{{Kind: EvUsage, Usage: usage.canonical()}}, nil
+			return []canon.Event{{Kind: canon.EvUsage, Usage: usage.canonical()}}, nil
 		case "error":
-			e := &UpstreamError{Provider: c.p.name, Status: http.StatusInternalServerError}
+			e := &canon.UpstreamError{Provider: c.p.Name, Status: http.StatusInternalServerError}
 			if se.Error != nil {
-				e.Type, e.Message, e.Status = se.Error.Type, truncate(c.p.scrub(se.Error.Message), 500), anthropicErrorStatus(se.Error.Type)
+				e.Type, e.Message, e.Status = se.Error.Type, canon.Truncate(c.p.Scrub(se.Error.Message), 500), anthropicErrorStatus(se.Error.Type)
 			}
 			return nil, e
 		}
