@@ -145,145 +145,19 @@ func Encode(model string, req *canon.Request, defMaxTokens int) (map[string]any,
 		maxTokens = defMaxTokens
 	}
 	m["max_tokens"] = maxTokens
-	if len(req.System) > 0 {
-		cached := false
-		for _, p := range req.System {
-			cached = cached || len(p.CacheControl) > 0
-		}
-		if cached {
-			blocks := make([]map[string]any, 0, len(req.System))
-			for _, p := range req.System {
-				b := map[string]any{"type": "text", "text": p.Text}
-				if len(p.CacheControl) > 0 {
-					b["cache_control"] = p.CacheControl
-				}
-				blocks = append(blocks, b)
-			}
-			m["system"] = blocks
-		} else if s := req.SystemText(); s != "" {
-			m["system"] = s
-		}
+	if system := encodeSystem(req); system != nil {
+		m["system"] = system
 	}
-	type turn struct {
-		role   string
-		blocks []map[string]any
-	}
-	var turns []turn
-	for _, msg := range req.Messages {
-		role := "user"
-		if msg.Role == canon.RoleAssistant {
-			role = "assistant"
-		}
-		var blocks []map[string]any
-		for _, p := range msg.Parts {
-			var b map[string]any
-			switch p.Type {
-			case canon.PartText:
-				if p.Text == "" {
-					continue
-				}
-				b = map[string]any{"type": "text", "text": p.Text}
-			case canon.PartImage:
-				if p.URL != "" {
-					b = map[string]any{"type": "image", "source": map[string]string{"type": "url", "url": p.URL}}
-				} else {
-					b = map[string]any{"type": "image", "source": map[string]string{"type": "base64", "media_type": p.MediaType, "data": p.Data}}
-				}
-			case canon.PartToolCall:
-				input, err := canon.ObjectArgs(p.Args)
-				if err != nil {
-					return nil, canon.BadRequest("tool call %s: %v", p.ToolID, err)
-				}
-				b = map[string]any{"type": "tool_use", "id": p.ToolID, "name": p.ToolName, "input": input}
-			case canon.PartToolResult:
-				b = map[string]any{"type": "tool_result", "tool_use_id": p.ToolID, "content": p.Text}
-				if p.IsError {
-					b["is_error"] = true
-				}
-			case canon.PartRaw:
-				if p.Family != canon.FamilyAnthropic {
-					continue
-				}
-				var raw map[string]any
-				if json.Unmarshal(p.Raw, &raw) != nil {
-					continue
-				}
-				blocks = append(blocks, raw)
-				continue
-			default:
-				continue
-			}
-			if len(p.CacheControl) > 0 {
-				b["cache_control"] = p.CacheControl
-			}
-			blocks = append(blocks, b)
-		}
-		if len(blocks) == 0 {
-			continue
-		}
-		if n := len(turns); n > 0 && turns[n-1].role == role {
-			turns[n-1].blocks = append(turns[n-1].blocks, blocks...)
-		} else {
-			turns = append(turns, turn{role, blocks})
-		}
-	}
-	msgs := make([]map[string]any, len(turns))
-	for i, t := range turns {
-		if t.role == "user" {
-			// The API wants tool results before anything else in a turn.
-			sort.SliceStable(t.blocks, func(a, b int) bool {
-				return t.blocks[a]["type"] == "tool_result" && t.blocks[b]["type"] != "tool_result"
-			})
-		}
-		msgs[i] = map[string]any{"role": t.role, "content": t.blocks}
+	msgs, err := encodeMessages(req.Messages)
+	if err != nil {
+		return nil, err
 	}
 	m["messages"] = msgs
 	if len(req.Tools) > 0 {
-		tools := make([]map[string]any, len(req.Tools))
-		for i, t := range req.Tools {
-			if len(t.Raw) > 0 {
-				tools[i] = map[string]any{}
-				_ = json.Unmarshal(t.Raw, &tools[i])
-				continue
-			}
-			schema := t.Parameters
-			if len(schema) == 0 {
-				schema = json.RawMessage(`{"type":"object","properties":{}}`)
-			}
-			tm := map[string]any{"name": t.Name, "input_schema": schema}
-			if t.Description != "" {
-				tm["description"] = t.Description
-			}
-			if len(t.CacheControl) > 0 {
-				tm["cache_control"] = t.CacheControl
-			}
-			tools[i] = tm
+		m["tools"] = encodeTools(req.Tools)
+		if choice := encodeToolChoice(req); choice != nil {
+			m["tool_choice"] = choice
 		}
-		m["tools"] = tools
-	}
-	var choice map[string]any
-	if tc := req.ToolChoice; tc != nil {
-		switch tc.Mode {
-		case canon.ToolAuto:
-			choice = map[string]any{"type": "auto"}
-		case canon.ToolRequired:
-			choice = map[string]any{"type": "any"}
-		case canon.ToolNone:
-			choice = map[string]any{"type": "none"}
-		case canon.ToolNamed:
-			choice = map[string]any{"type": "tool", "name": tc.Name}
-		}
-	}
-	if req.ParallelToolCalls != nil && !*req.ParallelToolCalls && len(req.Tools) > 0 {
-		if choice == nil {
-			choice = map[string]any{"type": "auto"}
-		}
-		if choice["type"] != "none" {
-			choice["disable_parallel_tool_use"] = true
-		}
-	}
-	if choice != nil && len(req.Tools) > 0 {
-		m["tool_choice"] = choice
 	}
 	canon.SetOpt(m, "temperature", req.Temperature)
 	canon.SetOpt(m, "top_p", req.TopP)
@@ -297,6 +171,176 @@ func Encode(model string, req *canon.Request, defMaxTokens int) (map[string]any,
 		delete(m, "stream")
 	}
 	return m, nil
+}
+
+// encodeSystem is the system prompt: text blocks when any part carries a
+// cache marker, else one string; nil when there is none.
+func encodeSystem(req *canon.Request) any {
+	if len(req.System) == 0 {
+		return nil
+	}
+	cached := false
+	for _, p := range req.System {
+		cached = cached || len(p.CacheControl) > 0
+	}
+	if !cached {
+		if s := req.SystemText(); s != "" {
+			return s
+		}
+		return nil
+	}
+	blocks := make([]map[string]any, 0, len(req.System))
+	for _, p := range req.System {
+		b := map[string]any{"type": "text", "text": p.Text}
+		if len(p.CacheControl) > 0 {
+			b["cache_control"] = p.CacheControl
+		}
+		blocks = append(blocks, b)
+	}
+	return blocks
+}
+
+// encodeMessages turns the conversation into alternating user and
+// assistant turns: consecutive messages of one role are merged, and in a
+// user turn tool results come first, as the API wants.
+func encodeMessages(messages []canon.Message) ([]map[string]any, error) {
+	type turn struct {
+		role   string
+		blocks []map[string]any
+	}
+	var turns []turn
+	for _, msg := range messages {
+		role := "user"
+		if msg.Role == canon.RoleAssistant {
+			role = "assistant"
+		}
+		var blocks []map[string]any
+		for _, p := range msg.Parts {
+			b, err := encodeBlock(p)
+			if err != nil {
+				return nil, err
+			}
+			if b != nil {
+				blocks = append(blocks, b)
+			}
+		}
+		if len(blocks) == 0 {
+			continue
+		}
+		if n := len(turns); n > 0 && turns[n-1].role == role {
+			turns[n-1].blocks = append(turns[n-1].blocks, blocks...)
+		} else {
+			turns = append(turns, turn{role, blocks})
+		}
+	}
+	msgs := make([]map[string]any, len(turns))
+	for i, t := range turns {
+		if t.role == "user" {
+			sort.SliceStable(t.blocks, func(a, b int) bool {
+				return t.blocks[a]["type"] == "tool_result" && t.blocks[b]["type"] != "tool_result"
+			})
+		}
+		msgs[i] = map[string]any{"role": t.role, "content": t.blocks}
+	}
+	return msgs, nil
+}
+
+// encodeBlock is one content block of part p, or nil for a part Anthropic
+// does not take (empty text, another family's native block).
+func encodeBlock(p canon.Part) (map[string]any, error) {
+	var b map[string]any
+	switch p.Type {
+	case canon.PartText:
+		if p.Text == "" {
+			return nil, nil
+		}
+		b = map[string]any{"type": "text", "text": p.Text}
+	case canon.PartImage:
+		if p.URL != "" {
+			b = map[string]any{"type": "image", "source": map[string]string{"type": "url", "url": p.URL}}
+		} else {
+			b = map[string]any{"type": "image", "source": map[string]string{"type": "base64", "media_type": p.MediaType, "data": p.Data}}
+		}
+	case canon.PartToolCall:
+		input, err := canon.ObjectArgs(p.Args)
+		if err != nil {
+			return nil, canon.BadRequest("tool call %s: %v", p.ToolID, err)
+		}
+		b = map[string]any{"type": "tool_use", "id": p.ToolID, "name": p.ToolName, "input": input}
+	case canon.PartToolResult:
+		b = map[string]any{"type": "tool_result", "tool_use_id": p.ToolID, "content": p.Text}
+		if p.IsError {
+			b["is_error"] = true
+		}
+	case canon.PartRaw:
+		if p.Family != canon.FamilyAnthropic {
+			return nil, nil
+		}
+		var raw map[string]any
+		if json.Unmarshal(p.Raw, &raw) != nil {
+			return nil, nil
+		}
+		return raw, nil // sent as it came, cache marker included
+	default:
+		return nil, nil
+	}
+	if len(p.CacheControl) > 0 {
+		b["cache_control"] = p.CacheControl
+	}
+	return b, nil
+}
+
+// encodeTools is the tools list; an Anthropic server tool is sent as it
+// came.
+func encodeTools(ts []canon.Tool) []map[string]any {
+	tools := make([]map[string]any, len(ts))
+	for i, t := range ts {
+		if len(t.Raw) > 0 {
+			tools[i] = map[string]any{}
+			_ = json.Unmarshal(t.Raw, &tools[i])
+			continue
+		}
+		schema := t.Parameters
+		if len(schema) == 0 {
+			schema = json.RawMessage(`{"type":"object","properties":{}}`)
+		}
+		tm := map[string]any{"name": t.Name, "input_schema": schema}
+		if t.Description != "" {
+			tm["description"] = t.Description
+		}
+		if len(t.CacheControl) > 0 {
+			tm["cache_control"] = t.CacheControl
+		}
+		tools[i] = tm
+	}
+	return tools
+}
+
+// encodeToolChoice is tool_choice for a request with tools, or nil;
+// parallel_tool_calls false becomes disable_parallel_tool_use.
+func encodeToolChoice(req *canon.Request) map[string]any {
+	var choice map[string]any
+	if tc := req.ToolChoice; tc != nil {
+		switch tc.Mode {
+		case canon.ToolAuto:
+			choice = map[string]any{"type": "auto"}
+		case canon.ToolRequired:
+			choice = map[string]any{"type": "any"}
+		case canon.ToolNone:
+			choice = map[string]any{"type": "none"}
+		case canon.ToolNamed:
+			choice = map[string]any{"type": "tool", "name": tc.Name}
+		}
+	}
+	if req.ParallelToolCalls != nil && !*req.ParallelToolCalls {
+		if choice == nil {
+			choice = map[string]any{"type": "auto"}
+		}
+		if choice["type"] != "none" {
+			choice["disable_parallel_tool_use"] = true
+		}
+	}
+	return choice
 }
 
 func anthropicEvents(r *anResponse) []canon.Event {

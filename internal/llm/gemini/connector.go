@@ -185,47 +185,40 @@ func (c *Connector) Encode(req *canon.Request) (map[string]any, error) {
 	if sys := req.SystemText(); sys != "" {
 		m["systemInstruction"] = gmContent{Parts: []gmPart{{Text: sys}}}
 	}
+	contents, err := c.encodeContents(req.Messages)
+	if err != nil {
+		return nil, err
+	}
+	m["contents"] = contents
+	if len(req.Tools) > 0 {
+		m["tools"] = encodeTools(req.Tools)
+		if tc := req.ToolChoice; tc != nil {
+			m["toolConfig"] = map[string]any{"functionCallingConfig": encodeToolChoice(tc)}
+		}
+	}
+	if gc := generationConfig(req); len(gc) > 0 {
+		m["generationConfig"] = gc
+	}
+	return m, nil
+}
+
+// encodeContents turns the conversation into contents of roles user and
+// model, consecutive messages of one role merged.
+func (c *Connector) encodeContents(messages []canon.Message) ([]gmContent, error) {
 	var contents []gmContent
-	for _, msg := range req.Messages {
+	for _, msg := range messages {
 		role := "user"
 		if msg.Role == canon.RoleAssistant {
 			role = "model"
 		}
 		var parts []gmPart
 		for _, p := range msg.Parts {
-			switch p.Type {
-			case canon.PartText:
-				if p.Text != "" {
-					parts = append(parts, gmPart{Text: p.Text})
-				}
-			case canon.PartImage:
-				if p.URL != "" {
-					parts = append(parts, gmPart{FileData: &gmFile{FileURI: p.URL, MimeType: mimeFromURL(p.URL)}})
-				} else {
-					parts = append(parts, gmPart{InlineData: &gmBlob{MimeType: p.MediaType, Data: p.Data}})
-				}
-			case canon.PartToolCall:
-				args, err := canon.ObjectArgs(p.Args)
-				if err != nil {
-					return nil, canon.BadRequest("tool call %s: %v", p.ToolID, err)
-				}
-				parts = append(parts, gmPart{FunctionCall: &gmFunctionCall{Name: p.ToolName, Args: args}, ThoughtSignature: c.signature(p.ToolID)})
-			case canon.PartToolResult:
-				if p.ToolName == "" {
-					return nil, canon.BadRequest("tool result %s does not answer a tool call earlier in the conversation; Gemini needs the function name", p.ToolID)
-				}
-				key := "output"
-				if p.IsError {
-					key = "error"
-				}
-				var resp json.RawMessage
-				var obj map[string]json.RawMessage
-				if json.Unmarshal([]byte(p.Text), &obj) == nil && obj != nil && !p.IsError {
-					resp = json.RawMessage(p.Text)
-				} else {
-					resp, _ = json.Marshal(map[string]string{key: p.Text})
-				}
-				parts = append(parts, gmPart{FunctionResponse: &gmFunctionResp{Name: p.ToolName, Response: resp}})
+			gp, ok, err := c.encodePart(p)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				parts = append(parts, gp)
 			}
 		}
 		if len(parts) == 0 {
@@ -237,36 +230,87 @@ func (c *Connector) Encode(req *canon.Request) (map[string]any, error) {
 			contents = append(contents, gmContent{Role: role, Parts: parts})
 		}
 	}
-	m["contents"] = contents
-	if len(req.Tools) > 0 {
-		decls := make([]map[string]any, len(req.Tools))
-		for i, t := range req.Tools {
-			d := map[string]any{"name": t.Name}
-			if t.Description != "" {
-				d["description"] = t.Description
-			}
-			if len(t.Parameters) > 0 {
-				d["parameters"] = geminiSchema(t.Parameters)
-			}
-			decls[i] = d
+	return contents, nil
+}
+
+// encodePart is part p as a Gemini part; ok is false for a part Gemini
+// does not take (empty text, a native block of another family). A function
+// call carries back the thought signature Gemini gave it.
+func (c *Connector) encodePart(p canon.Part) (gp gmPart, ok bool, err error) {
+	switch p.Type {
+	case canon.PartText:
+		return gmPart{Text: p.Text}, p.Text != "", nil
+	case canon.PartImage:
+		if p.URL != "" {
+			return gmPart{FileData: &gmFile{FileURI: p.URL, MimeType: mimeFromURL(p.URL)}}, true, nil
 		}
-		m["tools"] = []map[string]any{{"functionDeclarations": decls}}
-	}
-	if tc := req.ToolChoice; tc != nil && len(req.Tools) > 0 {
-		fc := map[string]any{}
-		switch tc.Mode {
-		case canon.ToolAuto:
-			fc["mode"] = "AUTO"
-		case canon.ToolNone:
-			fc["mode"] = "NONE"
-		case canon.ToolRequired:
-			fc["mode"] = "ANY"
-		case canon.ToolNamed:
-			fc["mode"] = "ANY"
-			fc["allowedFunctionNames"] = []string{tc.Name}
+		return gmPart{InlineData: &gmBlob{MimeType: p.MediaType, Data: p.Data}}, true, nil
+	case canon.PartToolCall:
+		args, err := canon.ObjectArgs(p.Args)
+		if err != nil {
+			return gmPart{}, false, canon.BadRequest("tool call %s: %v", p.ToolID, err)
 		}
-		m["toolConfig"] = map[string]any{"functionCallingConfig": fc}
+		return gmPart{FunctionCall: &gmFunctionCall{Name: p.ToolName, Args: args}, ThoughtSignature: c.signature(p.ToolID)}, true, nil
+	case canon.PartToolResult:
+		if p.ToolName == "" {
+			return gmPart{}, false, canon.BadRequest("tool result %s does not answer a tool call earlier in the conversation; Gemini needs the function name", p.ToolID)
+		}
+		return gmPart{FunctionResponse: &gmFunctionResp{Name: p.ToolName, Response: functionResponse(p)}}, true, nil
 	}
+	return gmPart{}, false, nil
+}
+
+// functionResponse is a tool result as Gemini's response object: a JSON
+// object result as it is, anything else under "output" (or "error").
+func functionResponse(p canon.Part) json.RawMessage {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal([]byte(p.Text), &obj) == nil && obj != nil && !p.IsError {
+		return json.RawMessage(p.Text)
+	}
+	key := "output"
+	if p.IsError {
+		key = "error"
+	}
+	resp, _ := json.Marshal(map[string]string{key: p.Text})
+	return resp
+}
+
+// encodeTools is the tools list: one entry of function declarations.
+func encodeTools(ts []canon.Tool) []map[string]any {
+	decls := make([]map[string]any, len(ts))
+	for i, t := range ts {
+		d := map[string]any{"name": t.Name}
+		if t.Description != "" {
+			d["description"] = t.Description
+		}
+		if len(t.Parameters) > 0 {
+			d["parameters"] = geminiSchema(t.Parameters)
+		}
+		decls[i] = d
+	}
+	return []map[string]any{{"functionDeclarations": decls}}
+}
+
+// encodeToolChoice is the functionCallingConfig of tc.
+func encodeToolChoice(tc *canon.ToolChoice) map[string]any {
+	fc := map[string]any{}
+	switch tc.Mode {
+	case canon.ToolAuto:
+		fc["mode"] = "AUTO"
+	case canon.ToolNone:
+		fc["mode"] = "NONE"
+	case canon.ToolRequired:
+		fc["mode"] = "ANY"
+	case canon.ToolNamed:
+		fc["mode"] = "ANY"
+		fc["allowedFunctionNames"] = []string{tc.Name}
+	}
+	return fc
+}
+
+// generationConfig holds the sampling options, the stop sequences and a
+// JSON response format.
+func generationConfig(req *canon.Request) map[string]any {
 	gc := map[string]any{}
 	if req.MaxTokens > 0 {
 		gc["maxOutputTokens"] = req.MaxTokens
@@ -299,10 +343,7 @@ func (c *Connector) Encode(req *canon.Request) (map[string]any, error) {
 			}
 		}
 	}
-	if len(gc) > 0 {
-		m["generationConfig"] = gc
-	}
-	return m, nil
+	return gc
 }
 
 // geminiSchema drops the JSON Schema keywords Gemini's OpenAPI-subset
