@@ -46,12 +46,12 @@ func TestParse(t *testing.T) {
 		{name: "duplicate key", in: "logs:\n  segments: 2\n  segments: 3\n",
 			wantErr: `config.yaml:3:3: logs.segments: duplicate key; first written at line 2; keep one of them`},
 		{name: "no coercion", in: "sandbox:\n  degraded: \"yes\"\n",
-			wantErr: `config.yaml:2:13: sandbox.degraded: expected true or false, found a string; write true or false, unquoted`},
+			wantErr: `config.yaml:2:13: sandbox.degraded: expected true or false, found a string; write true or false without quotes`},
 		{name: "syntax error line", in: "logs:\n  segments: 2\n segment_size: 1Mi\n",
 			wantErr: `config.yaml:3: invalid YAML: did not find expected key`},
 		{name: "all problems at once", in: "suprvisor: {}\nlogs: {segments: many}\n",
 			wantErr: "config.yaml:1:1: suprvisor: unknown field; did you mean \"supervisor\"?\n" +
-				`config.yaml:2:18: logs.segments: "many" is not a whole number in range; write an integer, unquoted`},
+				`config.yaml:2:18: logs.segments: "many" is not a whole number; write an integer without quotes`},
 		{name: "bad quantity", in: "logs:\n  segment_size: 2GB\n", wantErr: "logs.segment_size"},
 		{name: "bad runtime", in: "runtimes:\n  ruby3: /usr/bin/ruby\n", wantErr: "runtimes.ruby3"},
 	}
