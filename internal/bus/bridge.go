@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logkey"
@@ -31,17 +32,6 @@ type Broker interface {
 	Run(ctx context.Context, prefix string, deliver func(subject string, data []byte), state func(up bool, err error))
 	// Close releases the broker's connections.
 	Close() error
-}
-
-// BrokerStats describe one project's bridge.
-type BrokerStats struct {
-	Project   string `json:"project"`
-	URL       string `json:"url"` // password redacted
-	Connected bool   `json:"connected"`
-	Forwarded uint64 `json:"forwarded"` // local messages sent to the broker
-	Received  uint64 `json:"received"`  // remote messages put on local channels
-	Dropped   uint64 `json:"dropped"`   // outbound messages lost to a full queue during an outage
-	Errors    uint64 `json:"errors"`    // failed publishes and connection losses
 }
 
 // wireEnvelope is a message on a broker.
@@ -134,11 +124,11 @@ func (s *Server) SetBroker(ctx context.Context, project, rawURL string) error {
 }
 
 // Brokers returns the state of every bridge, sorted by project.
-func (s *Server) Brokers() []BrokerStats {
+func (s *Server) Brokers() []api.BusBrokerStats {
 	s.mu.RLock()
-	out := make([]BrokerStats, 0, len(s.bridges))
+	out := make([]api.BusBrokerStats, 0, len(s.bridges))
 	for _, b := range s.bridges {
-		out = append(out, BrokerStats{Project: b.project, URL: redactURL(b.url), Connected: b.conn.Load() == 1,
+		out = append(out, api.BusBrokerStats{Project: b.project, URL: redactURL(b.url), Connected: b.conn.Load() == 1,
 			Forwarded: b.forwarded.Load(), Received: b.received.Load(), Dropped: b.dropped.Load(), Errors: b.errorsN.Load()})
 	}
 	s.mu.RUnlock()

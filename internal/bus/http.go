@@ -14,14 +14,7 @@ import (
 
 // Report gathers what `cortex bus stats` shows (GET /v1/bus/stats).
 func (s *Server) Report() api.BusStats {
-	rep := api.BusStats{Node: s.node, Channels: []api.BusChannelStats{}, Brokers: []api.BusBrokerStats{}}
-	for _, c := range s.Stats() {
-		rep.Channels = append(rep.Channels, api.BusChannelStats(c))
-	}
-	for _, b := range s.Brokers() {
-		rep.Brokers = append(rep.Brokers, api.BusBrokerStats(b))
-	}
-	return rep
+	return api.BusStats{Node: s.node, Channels: s.Stats(), Brokers: s.Brokers()}
 }
 
 // Handler serves the operator API. Mount it at "/v1/bus/" (with or

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/bus/bustest"
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/kerneltest"
@@ -315,7 +316,7 @@ func TestOperatorAPI(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("subscription channel not closed after ctx cancel")
 	}
-	want := ChannelStats{Project: "p", Channel: "news", Published: 2, Delivered: 2}
+	want := api.BusChannelStats{Project: "p", Channel: "news", Published: 2, Delivered: 2}
 	if diff := cmp.Diff(want, statsOf(s, "p", "news")); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}

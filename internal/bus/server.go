@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logkey"
@@ -57,17 +58,6 @@ type Message struct {
 	Node    string          `json:"node"` // node id of the daemon it entered on
 	Time    time.Time       `json:"time"`
 	Payload json.RawMessage `json:"payload"`
-}
-
-// ChannelStats are one channel's counters since the server started.
-type ChannelStats struct {
-	Project     string `json:"project"`
-	Channel     string `json:"channel"`
-	Durable     bool   `json:"durable"`
-	Published   uint64 `json:"published"`   // messages that entered the channel on this node
-	Delivered   uint64 `json:"delivered"`   // messages handed to subscribers (redeliveries count)
-	Dropped     uint64 `json:"dropped"`     // messages a full subscriber buffer lost (non-durable only)
-	Subscribers int    `json:"subscribers"` // current subscriptions (agents and operators)
 }
 
 // ErrPayloadTooLarge is in the chain of the error for a payload over
@@ -597,7 +587,7 @@ func (s *Server) Subscribe(ctx context.Context, project, channel string) (<-chan
 }
 
 // Stats returns every channel's counters, sorted by project and channel.
-func (s *Server) Stats() []ChannelStats {
+func (s *Server) Stats() []api.BusChannelStats {
 	s.mu.RLock()
 	keys := map[chanKey]bool{}
 	for k := range s.counters {
@@ -606,9 +596,9 @@ func (s *Server) Stats() []ChannelStats {
 	for k := range s.durable {
 		keys[k] = true
 	}
-	out := make([]ChannelStats, 0, len(keys))
+	out := make([]api.BusChannelStats, 0, len(keys))
 	for k := range keys {
-		st := ChannelStats{Project: k.project, Channel: k.channel, Durable: s.durable[k]}
+		st := api.BusChannelStats{Project: k.project, Channel: k.channel, Durable: s.durable[k]}
 		if c := s.counters[k]; c != nil {
 			st.Published = c.published.Load()
 			st.Delivered = c.delivered.Load()
