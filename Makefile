@@ -4,7 +4,7 @@ BIN       := bin
 LDFLAGS   := -s -w
 PKGS      := ./...
 
-.PHONY: help deps build run test test-kube kube-apiserver test-short bench fuzz lint clean install
+.PHONY: help deps build cross run test test-kube kube-apiserver test-short bench fuzz lint clean install
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -16,10 +16,14 @@ build: ## build bin/cortex, bin/cortexd and the bin/cortex-ops symlink
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/cortex ./cmd/cortexd
 	ln -sf cortex $(BIN)/cortex-ops
 
+cross: ## cross-build the CLI for macOS and Windows, where it is a client of a remote cortexd
+	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/cortex
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/cortex
+
 run: deps build ## run the example swarm on the embedded default daemon
 	./$(BIN)/cortex run examples/swarm
 
-test: deps ## run every test (root: real namespaces, cgroups, seccomp, landlock), then test-kube
+test: deps cross ## run every test (root: real namespaces, cgroups, seccomp, landlock), the cross-builds, then test-kube
 	CORTEX_TEST_PRIVILEGED=1 $(GO) test -race -count=1 -timeout 25m $(PKGS)
 	$(MAKE) test-kube
 
@@ -37,8 +41,8 @@ kube-apiserver: ## build the kube-apiserver the Kubernetes tests run, once per v
 	    mv "$$out.tmp" "$$out"; \
 	  fi
 
-test-short: ## run the tests that need no root
-	$(GO) test -short $(PKGS)
+test-short: ## run the tests that need no root and no kernel feature (as any user)
+	$(GO) test -short -count=1 $(PKGS)
 
 bench: deps build ## run the benchmarks (cold start, daemon memory, bus, LLM gateway, ...)
 	CORTEX_TEST_PRIVILEGED=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/...
@@ -48,6 +52,7 @@ fuzz: ## fuzz the parsers for a minute each
 	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 60s ./internal/bundle
 	$(GO) test -run '^$$' -fuzz FuzzParseConfig -fuzztime 60s ./internal/kube
 	$(GO) test -run '^$$' -fuzz FuzzParseReference -fuzztime 60s ./internal/oci
+	$(GO) test -run '^$$' -fuzz FuzzAppend -fuzztime 60s ./internal/jsonstr
 
 lint: ## gofmt and go vet (both modules)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/cgroups"
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
 	"github.com/cortexrt/cortex/internal/kerneltest"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -232,7 +233,7 @@ func newSandboxBench(b *testing.B) *sandboxBench {
 	}
 	sb.limits = cgroups.Limits{CPU: agent.Limits.CPU, Memory: int64(agent.Limits.Memory), Pids: agent.Limits.Pids}
 	sb.opts = supervisor.Options{
-		Runtimes: runtimes.NewRegistry(nil),
+		Runtimes: runtimes.NewRegistry(nil, config.FromEnv().PyenvRoot),
 		ShareDir: shareDir,
 		RunDir:   filepath.Join(dir, "run"),
 		DataDir:  filepath.Join(dir, "data"),

@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cortexrt/cortex/internal/api"
-	"github.com/cortexrt/cortex/internal/bus"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
@@ -73,6 +72,28 @@ func busCase(t *testing.T, name string, vars map[string]string) string {
 }
 
 // touch creates a control file the agents of a case poll for.
+// waitPublishing waits until pub.py of the durable case is inside a
+// publish call: out/calling is ahead of out/returned.
+func waitPublishing(t *testing.T, dir string) {
+	t.Helper()
+	read := func(name string) int {
+		b, _ := os.ReadFile(filepath.Join(dir, "out", name))
+		n, err := strconv.Atoi(string(b))
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if returned, calling := read("returned"), read("calling"); calling > returned {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("pub.py never called publish while the daemon was down")
+}
+
 func touch(t *testing.T, dir, name string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "ctl", name), nil, 0o644); err != nil {
@@ -204,22 +225,22 @@ func runAttached(t *testing.T, d *daemontest.Daemon, dir, project string, agents
 	endedOK(t, d, project, agents...)
 }
 
-func busStats(t *testing.T, d *daemontest.Daemon) bus.StatsReport {
+func busStats(t *testing.T, d *daemontest.Daemon) api.BusStats {
 	t.Helper()
-	var rep bus.StatsReport
+	var rep api.BusStats
 	daemontest.JSON(t, d.MustCLI("", "bus", "stats", "--json"), &rep)
 	return rep
 }
 
 // channelStats returns a channel's counters (zero if the daemon never
 // saw the channel).
-func channelStats(rep bus.StatsReport, project, channel string) bus.ChannelStats {
+func channelStats(rep api.BusStats, project, channel string) api.BusChannelStats {
 	for _, c := range rep.Channels {
 		if c.Project == project && c.Channel == channel {
 			return c
 		}
 	}
-	return bus.ChannelStats{Project: project, Channel: channel}
+	return api.BusChannelStats{Project: project, Channel: channel}
 }
 
 // msgLine splits an agent's `msg <json> from=<sender>` line.
@@ -621,8 +642,9 @@ func TestBusAcrossDaemonRestart(t *testing.T) {
 	touch(t, dir, "batch3")
 	waitOut(t, d, "dur", "pub", "batch 3 under way", 30*time.Second, hasLine("published 380"))
 	d.Kill9()
-	// The paced publisher keeps calling publish while there is no daemon.
-	time.Sleep(time.Second)
+	// The paced publisher keeps calling publish while there is no daemon:
+	// wait until a call is outstanding (it cannot return without one).
+	waitPublishing(t, dir)
 	d.StartDaemon()
 	waitOut(t, d, "dur", "pub", "end of batch 3 (across the restart)", 60*time.Second, hasLine("batch3 done"))
 	pingLive(t, d, "after")

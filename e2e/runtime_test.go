@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
 	"github.com/cortexrt/cortex/internal/logs"
 	cmanifest "github.com/cortexrt/cortex/internal/manifest"
@@ -282,6 +283,23 @@ def polite():
 	}
 }
 
+// waitExitFile waits until the sandbox init of project/agent has written
+// the agent's exit status, which it does when the agent ends, daemon or
+// no daemon.
+func waitExitFile(t *testing.T, d *daemontest.Daemon, project, agent string) {
+	t.Helper()
+	path := filepath.Join(config.NewPaths(d.Root).RunDir, "agents", project, agent, "exit.json")
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var st map[string]any
+		if data, err := os.ReadFile(path); err == nil && json.Unmarshal(data, &st) == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s/%s: no exit status in %s", project, agent, path)
+}
+
 func waitLine(t *testing.T, d *daemontest.Daemon, ref, line string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -313,7 +331,7 @@ func TestDaemonKill9Restart(t *testing.T) {
 	waitCount(t, d, "survive/counter", 3)
 
 	d.Kill9()
-	time.Sleep(2500 * time.Millisecond) // brief exits while the daemon is down; counter keeps printing
+	waitExitFile(t, d, "survive", "brief") // brief exits while the daemon is down; counter keeps printing
 	d.StartDaemon()
 
 	after, _ := d.Agent("survive", "counter")

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cortexrt/cortex/internal/config"
 	"io"
 	"log"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,7 +88,7 @@ func run() error {
 	defer s.Close()
 	pubSock, subSock := filepath.Join(tmp, "pub.sock"), filepath.Join(tmp, "sub.sock")
 	for _, a := range []struct{ path, agent string }{{pubSock, "pub"}, {subSock, "sub"}} {
-		if _, err := s.Attach(ctx, bus.Identity{Project: "bench", Agent: a.agent}, bus.Policy{}, a.path, -1, -1); err != nil {
+		if _, err := s.ServeAgent(ctx, bus.Identity{Project: "bench", Agent: a.agent}, bus.Policy{}, a.path, -1, -1); err != nil {
 			return err
 		}
 	}
@@ -110,7 +112,7 @@ func run() error {
 	}
 	var results []result
 	for _, sc := range scenarios {
-		if *only != "" && !contains(strings.Split(*only, ","), sc.name) {
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), sc.name) {
 			continue
 		}
 		for _, mode := range []string{"flat", "paced"} {
@@ -131,15 +133,6 @@ func run() error {
 	}
 	printTable(results)
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func printTable(results []result) {
@@ -471,7 +464,7 @@ func (p *redisProc) stop() {
 // interpreter finds the newest interpreter of a runtime range as the
 // daemon would (internal/runtimes), or exits.
 func interpreter(rng string) string {
-	ip, err := runtimes.NewRegistry(nil).Lookup(rng)
+	ip, err := runtimes.NewRegistry(nil, config.FromEnv().PyenvRoot).Lookup(rng)
 	if err != nil {
 		log.Fatalf("%s: %v", rng, err)
 	}

@@ -35,6 +35,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 )
@@ -80,11 +81,11 @@ func serveGateway(upstream string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg := llm.DefaultConfig()
-	cfg.Providers = []llm.ProviderConfig{{Name: "fake", Kind: llm.KindOpenAI, BaseURL: upstream, APIKeyEnv: "BENCH_UPSTREAM_KEY"}}
-	cfg.Aliases = map[string]llm.Alias{"fast": {Targets: []llm.Target{{Provider: "fake", Model: "gpt-4o-mini"}}}}
+	cfg := config.DefaultLLM()
+	cfg.Providers = []config.LLMProvider{{Name: "fake", Kind: config.ProviderOpenAI, BaseURL: upstream, APIKeyEnv: "BENCH_UPSTREAM_KEY"}}
+	cfg.Aliases = map[string]config.LLMAlias{"fast": {Targets: []config.LLMTarget{{Provider: "fake", Model: "gpt-4o-mini"}}}}
 	cfg.Cache.Enabled = false
-	gw, err := llm.New(cfg, llm.Dirs{Cache: dir + "/cache", State: dir + "/state"}, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	gw, err := llm.New(cfg, llm.Dirs{Cache: dir + "/cache", State: dir + "/state"}, config.Getenv, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		return err
 	}

@@ -25,14 +25,15 @@ func main() {
 		switch os.Args[1] {
 		case sandbox.InitArg:
 			sandbox.Init()
-		case "userns-hold":
+		case sandbox.UsernsHoldArg:
 			sandbox.HoldUserns()
 		case cluster.Arg:
 			os.Exit(cluster.Main(os.Args[2:], os.Stderr))
 		}
 	}
+	env := config.FromEnv()
 	fs := flag.NewFlagSet("cortexd", flag.ContinueOnError)
-	root := fs.String("root", os.Getenv("CORTEX_ROOT"), "prefix for every host path (default: CORTEX_ROOT, else /)")
+	root := fs.String("root", env.Root, "prefix for every host path (default: CORTEX_ROOT, else /)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -55,7 +56,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := daemon.Run(ctx, daemon.Options{Paths: config.NewPaths(*root), Logger: slog.New(h)})
+	err := daemon.Run(ctx, daemon.Options{Paths: config.NewPaths(*root), Env: env, Logger: slog.New(h)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "cortexd: %v\n", err)
 		if hint := errdefs.HintOf(err); hint != "" {

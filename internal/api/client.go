@@ -79,18 +79,22 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
-		var eb ErrorBody
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
-			eb.Error = strings.TrimSpace(string(data))
-		}
-		cat := errdefs.Category(eb.Category)
-		if cat == "" {
-			cat = errdefs.FromHTTPStatus(resp.StatusCode)
-		}
-		return nil, &errdefs.Error{Cat: cat, Msg: eb.Error, Hint: eb.Hint}
+		return nil, readError(resp)
 	}
 	return resp, nil
+}
+
+// readError turns an error answer into an error of the category its
+// ErrorBody names. Every handler under /v1/ answers one; anything else (a
+// proxy's page, a truncated body) is an Internal error quoting the status,
+// never a category guessed from it.
+func readError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var eb ErrorBody
+	if json.Unmarshal(data, &eb) != nil || eb.Error == "" || eb.Category == "" {
+		return errdefs.New(errdefs.Internal, "cortexd answered %s: %s", resp.Status, strings.TrimSpace(string(data)))
+	}
+	return &errdefs.Error{Cat: errdefs.Category(eb.Category), Msg: eb.Error, Hint: eb.Hint}
 }
 
 func unwrapURL(err error) error {

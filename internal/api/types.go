@@ -156,7 +156,8 @@ type VersionInfo struct {
 	Degraded  []string `json:"degraded,omitempty"`
 }
 
-// ErrorBody is every error response.
+// ErrorBody is every error response under /v1/ (the daemon's, the bus's
+// and the LLM gateway's admin API alike); Category is an errdefs category.
 type ErrorBody struct {
 	Error    string `json:"error"`
 	Category string `json:"category"`

@@ -14,7 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Broker carries one project's channels between nodes. It is the bus's
@@ -29,17 +32,6 @@ type Broker interface {
 	Run(ctx context.Context, prefix string, deliver func(subject string, data []byte), state func(up bool, err error))
 	// Close releases the broker's connections.
 	Close() error
-}
-
-// BrokerStats describe one project's bridge.
-type BrokerStats struct {
-	Project   string `json:"project"`
-	URL       string `json:"url"` // password redacted
-	Connected bool   `json:"connected"`
-	Forwarded uint64 `json:"forwarded"` // local messages sent to the broker
-	Received  uint64 `json:"received"`  // remote messages put on local channels
-	Dropped   uint64 `json:"dropped"`   // outbound messages lost to a full queue during an outage
-	Errors    uint64 `json:"errors"`    // failed publishes and connection losses
 }
 
 // wireEnvelope is a message on a broker.
@@ -114,7 +106,7 @@ func (s *Server) SetBroker(ctx context.Context, project, rawURL string) error {
 		return nil
 	}
 	b := &bridge{s: s, project: project, url: rawURL, broker: newBroker,
-		log: s.log.With("project", project, "broker", redactURL(rawURL)),
+		log: s.log.With(logkey.Project, project, "broker", redactURL(rawURL)),
 		out: make(chan []byte, s.cfg.BridgeBuffer)}
 	if err := b.start(); err != nil {
 		_ = newBroker.Close()
@@ -132,11 +124,11 @@ func (s *Server) SetBroker(ctx context.Context, project, rawURL string) error {
 }
 
 // Brokers returns the state of every bridge, sorted by project.
-func (s *Server) Brokers() []BrokerStats {
+func (s *Server) Brokers() []api.BusBrokerStats {
 	s.mu.RLock()
-	out := make([]BrokerStats, 0, len(s.bridges))
+	out := make([]api.BusBrokerStats, 0, len(s.bridges))
 	for _, b := range s.bridges {
-		out = append(out, BrokerStats{Project: b.project, URL: redactURL(b.url), Connected: b.conn.Load() == 1,
+		out = append(out, api.BusBrokerStats{Project: b.project, URL: redactURL(b.url), Connected: b.conn.Load() == 1,
 			Forwarded: b.forwarded.Load(), Received: b.received.Load(), Dropped: b.dropped.Load(), Errors: b.errorsN.Load()})
 	}
 	s.mu.RUnlock()
@@ -208,7 +200,7 @@ func (b *bridge) local(m *nats.Msg) {
 	data, err := json.Marshal(wireEnvelope{V: 1, Node: e.Node, Project: b.project, Channel: e.Channel,
 		From: e.From, ID: e.ID, Time: e.Time, Payload: e.Payload})
 	if err != nil {
-		b.log.Error("bus broker encode", "err", err)
+		b.log.Error("bus broker encode", logkey.Err, err)
 		return
 	}
 	select {
@@ -267,19 +259,19 @@ func subjectOf(data []byte) string {
 func (b *bridge) remote(subj string, data []byte) {
 	var e wireEnvelope
 	if err := json.Unmarshal(data, &e); err != nil {
-		b.log.Warn("bus broker: undecodable message", "subject", subj, "err", err)
+		b.log.Warn("bus broker: undecodable message", "subject", subj, logkey.Err, err)
 		return
 	}
 	if e.Node == b.s.node {
 		return // our own, echoed by the broker
 	}
-	if e.Project != b.project || ValidChannel(e.Channel) != nil || !strings.HasPrefix(subj, projectPrefix(b.project)) || !validNodeID(e.Node) {
+	if e.Project != b.project || ValidChannel(e.Channel) != nil || !strings.HasPrefix(subj, projectPrefix(b.project)) || !config.ValidNodeID(e.Node) {
 		b.log.Warn("bus broker: message for another project or malformed", "subject", subj)
 		return
 	}
 	p, err := b.s.checkPayload(e.Payload, true)
 	if err != nil {
-		b.log.Warn("bus broker: bad payload", "channel", e.Channel, "err", err)
+		b.log.Warn("bus broker: bad payload", "channel", e.Channel, logkey.Err, err)
 		return
 	}
 	if e.ID == "" || !validMsgID(e.ID) {
@@ -289,7 +281,7 @@ func (b *bridge) remote(subj string, data []byte) {
 	defer cancel()
 	if _, err := b.s.publish(ctx, &envelope{Project: b.project, Channel: e.Channel, From: e.From, ID: e.ID,
 		Node: e.Node, Time: e.Time, Payload: p}); err != nil {
-		b.log.Warn("bus broker: local delivery", "channel", e.Channel, "err", err)
+		b.log.Warn("bus broker: local delivery", "channel", e.Channel, logkey.Err, err)
 		return
 	}
 	b.received.Add(1)
@@ -309,5 +301,5 @@ func (b *bridge) state(up bool, err error) {
 		return
 	}
 	b.errorsN.Add(1)
-	b.log.Warn("bus broker unavailable; local delivery continues, reconnecting", "err", err)
+	b.log.Warn("bus broker unavailable; local delivery continues, reconnecting", logkey.Err, err)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // natsBroker bridges through an external NATS server or cluster.
@@ -40,7 +41,7 @@ func newNATSBroker(raw string, log *slog.Logger) (*natsBroker, error) {
 		nats.ReconnectHandler(func(*nats.Conn) { note(true) }),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { note(false) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.Warn("bus broker client error", "err", err)
+			log.Warn("bus broker client error", logkey.Err, err)
 		}),
 	)
 	if err != nil {

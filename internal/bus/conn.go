@@ -18,11 +18,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
-// conn is one agent connection on an attachment's socket.
+// conn is one agent connection on an agent socket.
 type conn struct {
-	a   *attachment
+	a   *agentSocket
 	s   *Server
 	nc  *net.UnixConn
 	log *slog.Logger
@@ -61,7 +62,7 @@ type subscription struct {
 	q  chan *nats.Msg     // non-durable: bounded buffer; durable: pulled messages
 }
 
-func newConn(a *attachment, nc *net.UnixConn) *conn {
+func newConn(a *agentSocket, nc *net.UnixConn) *conn {
 	return &conn{
 		a: a, s: a.s, nc: nc, log: a.log,
 		w:       bufio.NewWriterSize(nc, 64<<10),
@@ -155,7 +156,7 @@ func (c *conn) write(line []byte, flush bool) error {
 func (c *conn) writeJSON(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		c.log.Error("bus encode reply", "err", err)
+		c.log.Error("bus encode reply", logkey.Err, err)
 		return
 	}
 	if err := c.write(append(b, '\n'), !c.hold); err != nil {
@@ -511,7 +512,7 @@ func (c *conn) pumpDurable(sub *subscription, project string) {
 	for {
 		if outstanding == 0 {
 			if err := c.s.nc.PublishRequest(next, sub.ns.Subject, req); err != nil {
-				c.log.Debug("bus durable pull", "channel", sub.channel, "err", err)
+				c.log.Debug("bus durable pull", "channel", sub.channel, logkey.Err, err)
 				select {
 				case <-sub.done:
 					return

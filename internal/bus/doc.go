@@ -4,7 +4,7 @@
 // line-delimited JSON protocol (docs/bus-protocol.md).
 //
 // It owns: the embedded server and its store directory, the per-agent
-// sockets (who is on a socket is fixed when the daemon attaches it; the wire
+// sockets (who is on a socket is fixed when the daemon serves it; the wire
 // protocol has no sender field an agent controls), channel ACLs, payload
 // limits, durable channels (JetStream streams with one durable consumer per
 // subscribing agent), bounded per-subscriber buffers with drop counters,

@@ -33,7 +33,7 @@ func TestDurableNoLoss(t *testing.T) {
 			{pubSock, Identity{"p", "producer"}, Policy{}},
 			{subSock, Identity{"p", "consumer"}, Policy{Durable: []string{"jobs"}}},
 		} {
-			if _, err := s.Attach(context.Background(), a.id, a.pol, a.path, -1, -1); err != nil {
+			if _, err := s.ServeAgent(context.Background(), a.id, a.pol, a.path, -1, -1); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -86,8 +86,9 @@ func TestDurableNoLoss(t *testing.T) {
 	if !pub.WaitFor(wait, func([]string) bool { return statsOf(s, "p", "jobs").Published >= 700 }) {
 		t.Fatal("publisher did not get going")
 	}
+	// Close has dropped both agents' connections and removed their
+	// sockets by the time it returns, so each SDK is in its reconnect loop.
 	s.Close()
-	time.Sleep(200 * time.Millisecond)
 	s = open()
 	if !statsOf(s, "p", "jobs").Durable {
 		t.Fatal("durable channel not known after restart")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/bus/bustest"
 )
 
@@ -59,7 +60,7 @@ func sockDir(t testing.TB) string {
 func attach(t testing.TB, s *Server, dir, project, agent string, pol Policy) string {
 	t.Helper()
 	path := filepath.Join(dir, project+"-"+agent+".sock")
-	c, err := s.Attach(context.Background(), Identity{Project: project, Agent: agent}, pol, path, -1, -1)
+	c, err := s.ServeAgent(context.Background(), Identity{Project: project, Agent: agent}, pol, path, -1, -1)
 	if err != nil {
 		t.Fatalf("Attach %s/%s: %v", project, agent, err)
 	}
@@ -92,13 +93,13 @@ func waitSubscribers(t testing.TB, s *Server, project, channel string, n int) {
 	t.Fatalf("channel %s/%s never reached %d subscribers: %+v", project, channel, n, statsOf(s, project, channel))
 }
 
-func statsOf(s *Server, project, channel string) ChannelStats {
+func statsOf(s *Server, project, channel string) api.BusChannelStats {
 	for _, st := range s.Stats() {
 		if st.Project == project && st.Channel == channel {
 			return st
 		}
 	}
-	return ChannelStats{Project: project, Channel: channel}
+	return api.BusChannelStats{Project: project, Channel: channel}
 }
 
 // received is one message line printed by testdata/py/agent.py or

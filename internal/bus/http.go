@@ -8,41 +8,31 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
 
-// StatsReport is the body of GET /v1/bus/stats.
-type StatsReport struct {
-	Node     string         `json:"node"`
-	Channels []ChannelStats `json:"channels"`
-	Brokers  []BrokerStats  `json:"brokers"`
-}
-
-// PublishResult is the body of a successful POST /v1/bus/{project}/{channel}.
-type PublishResult struct {
-	ID string `json:"id"`
-}
-
-// Report gathers what `cortex bus stats` shows.
-func (s *Server) Report() StatsReport {
-	return StatsReport{Node: s.node, Channels: s.Stats(), Brokers: s.Brokers()}
+// Report gathers what `cortex bus stats` shows (GET /v1/bus/stats).
+func (s *Server) Report() api.BusStats {
+	return api.BusStats{Node: s.node, Channels: s.Stats(), Brokers: s.Brokers()}
 }
 
 // Handler serves the operator API. Mount it at "/v1/bus/" (with or
 // without http.StripPrefix); the API server authenticates and authorizes
-// before it. Routes:
+// before it. Routes (the wire types are internal/api's):
 //
-//	GET  /v1/bus/stats                       StatsReport as JSON
-//	POST /v1/bus/{project}/{channel}         body: the payload (a JSON object); PublishResult
-//	GET  /v1/bus/{project}/{channel}         Server-Sent Events: "event: message", data = Message JSON
+//	GET  /v1/bus/stats                       api.BusStats
+//	POST /v1/bus/{project}/{channel}         body: the payload (a JSON object); api.BusPublishResult
+//	GET  /v1/bus/{project}/{channel}         Server-Sent Events: "event: message", data = api.BusMessage
 //
-// Errors are JSON {"error", "code", "hint"} with the status of their
-// errdefs category (413 for a payload over the limit).
+// Errors are api.ErrorBody with the status of their errdefs category (413
+// for a payload over the limit).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/bus/stats", s.serveStats)
 	mux.HandleFunc("POST /v1/bus/{project}/{channel}", s.servePublish)
 	mux.HandleFunc("GET /v1/bus/{project}/{channel}", s.serveSubscribe)
+	h := api.NotFound(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/v1/bus/") {
 			r2 := new(http.Request)
@@ -53,23 +43,20 @@ func (s *Server) Handler() http.Handler {
 			r2.URL = &u
 			r = r2
 		}
-		mux.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 
 func writeHTTPError(w http.ResponseWriter, err error) {
-	status := errdefs.HTTPStatus(errdefs.CategoryOf(err))
+	status := 0
 	if errors.Is(err, ErrPayloadTooLarge) {
 		status = http.StatusRequestEntityTooLarge
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error(), "code": errorCode(err), "hint": errdefs.HintOf(err)})
+	api.WriteError(w, status, err)
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(s.Report())
+	api.WriteJSON(w, http.StatusOK, s.Report())
 }
 
 func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
@@ -83,8 +70,7 @@ func (s *Server) servePublish(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(PublishResult{ID: id})
+	api.WriteJSON(w, http.StatusOK, api.BusPublishResult{ID: id})
 }
 
 func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +104,7 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			b, err := json.Marshal(m)
+			b, err := json.Marshal(api.BusMessage(m))
 			if err != nil {
 				continue
 			}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/api"
 )
 
 func TestHandler(t *testing.T) {
@@ -50,12 +52,13 @@ func TestHandler(t *testing.T) {
 	}{
 		{"publish", "POST", "/v1/bus/p/news", `{"headline": "hi"}`, 200, `"id":`},
 		{"publish-stripped", "POST", "/stripped/p/news", `{"headline": "again"}`, 200, `"id":`},
-		{"publish-array", "POST", "/v1/bus/p/news", `[1]`, 400, `"code":"invalid"`},
-		{"publish-too-large", "POST", "/v1/bus/p/news", `{"x":"` + strings.Repeat("a", 300) + `"}`, 413, `"code":"payload_too_large"`},
+		{"publish-array", "POST", "/v1/bus/p/news", `[1]`, 400, `"category":"invalid argument"`},
+		{"publish-too-large", "POST", "/v1/bus/p/news", `{"x":"` + strings.Repeat("a", 300) + `"}`, 413, `"category":"invalid argument"`},
 		{"publish-bad-channel", "POST", "/v1/bus/p/a..b", `{}`, 400, `not a valid name`},
 		{"stats", "GET", "/v1/bus/stats", "", 200, `"channel":"news"`},
 		{"stats-stripped", "GET", "/stripped/stats", "", 200, `"node":"` + s.NodeID() + `"`},
-		{"unknown", "DELETE", "/v1/bus/p/news", "", 405, ""},
+		{"unknown", "DELETE", "/v1/bus/p/news", "", 405, `"category":"invalid argument"`},
+		{"no-route", "GET", "/v1/bus/p/news/extra", "", 404, `"category":"not found"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
@@ -85,7 +88,7 @@ func TestHandler(t *testing.T) {
 			t.Fatal("no SSE event")
 		}
 	}
-	var rep StatsReport
+	var rep api.BusStats
 	r, err := http.Get(srv.URL + "/v1/bus/stats")
 	if err != nil {
 		t.Fatal(err)

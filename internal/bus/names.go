@@ -54,10 +54,6 @@ func validName(kind, s string) error {
 	return nil
 }
 
-func validNodeID(s string) bool {
-	return s != "" && len(s) <= 64 && isTokenSafe(s)
-}
-
 // validMsgID accepts client-chosen message ids: 1-128 printable ASCII bytes
 // without spaces or quotes.
 func validMsgID(s string) bool {

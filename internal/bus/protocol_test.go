@@ -14,7 +14,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/bus/bustest"
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/kerneltest"
 	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 	"github.com/cortexrt/cortex/sdk"
@@ -120,7 +122,7 @@ func TestSocketOwnership(t *testing.T) {
 	dir := sockDir(t)
 	const owner, other = 4242, 65534
 	path := filepath.Join(dir, "agent.sock")
-	att, err := s.Attach(context.Background(), Identity{"p", "agent"}, Policy{}, path, owner, owner)
+	att, err := s.ServeAgent(context.Background(), Identity{"p", "agent"}, Policy{}, path, owner, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +317,7 @@ func TestOperatorAPI(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("subscription channel not closed after ctx cancel")
 	}
-	want := ChannelStats{Project: "p", Channel: "news", Published: 2, Delivered: 2}
+	want := api.BusChannelStats{Project: "p", Channel: "news", Published: 2, Delivered: 2}
 	if diff := cmp.Diff(want, statsOf(s, "p", "news")); diff != "" {
 		t.Errorf("stats (-want +got):\n%s", diff)
 	}
@@ -331,7 +333,7 @@ func TestAttachLifecycle(t *testing.T) {
 	if err := os.Rename(stale, path); err != nil {
 		t.Fatal(err)
 	}
-	att, err := s.Attach(context.Background(), Identity{"p", "a"}, Policy{}, path, -1, -1)
+	att, err := s.ServeAgent(context.Background(), Identity{"p", "a"}, Policy{}, path, -1, -1)
 	if err != nil {
 		t.Fatalf("attach over a stale socket: %v", err)
 	}
@@ -355,7 +357,7 @@ func TestAttachLifecycle(t *testing.T) {
 	if err := os.WriteFile(regular, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Attach(context.Background(), Identity{"p", "a"}, Policy{}, regular, -1, -1); err == nil {
+	if _, err := s.ServeAgent(context.Background(), Identity{"p", "a"}, Policy{}, regular, -1, -1); err == nil {
 		t.Error("attach over a regular file succeeded")
 	}
 	for _, tc := range []struct {
@@ -369,13 +371,13 @@ func TestAttachLifecycle(t *testing.T) {
 		{"durable-wildcard", Identity{"p", "a"}, Policy{Durable: []string{"a.*"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := s.Attach(context.Background(), tc.id, tc.pol, filepath.Join(dir, "x.sock"), -1, -1); err == nil {
+			if _, err := s.ServeAgent(context.Background(), tc.id, tc.pol, filepath.Join(dir, "x.sock"), -1, -1); err == nil {
 				t.Error("attach accepted")
 			}
 		})
 	}
 	s.Close()
-	if _, err := s.Attach(context.Background(), Identity{"p", "a"}, Policy{}, filepath.Join(dir, "y.sock"), -1, -1); err == nil {
+	if _, err := s.ServeAgent(context.Background(), Identity{"p", "a"}, Policy{}, filepath.Join(dir, "y.sock"), -1, -1); err == nil {
 		t.Error("attach on a closed server succeeded")
 	}
 	if err := s.Publish(context.Background(), "p", "x", []byte(`{}`)); err == nil {
@@ -485,7 +487,7 @@ func ExampleServer_Publish() {
 	ctx := context.Background()
 	dir, _ := os.MkdirTemp("", "bus-example")
 	defer os.RemoveAll(dir)
-	s, err := New(ctx, DefaultConfig(), filepath.Join(dir, "store"), nil)
+	s, err := New(ctx, config.DefaultBus(), filepath.Join(dir, "store"), nil)
 	if err != nil {
 		panic(err)
 	}

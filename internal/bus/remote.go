@@ -47,7 +47,7 @@ func NewRemote(ctx context.Context, cfg Config, url string, logger *slog.Logger,
 		durable:  map[chanKey]bool{},
 		counters: map[chanKey]*counters{},
 		channels: map[string]int{},
-		atts:     map[*attachment]struct{}{},
+		atts:     map[*agentSocket]struct{}{},
 		bridges:  map[string]*bridge{},
 	}
 	timeout := 10 * time.Second

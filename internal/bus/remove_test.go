@@ -18,7 +18,7 @@ func TestRemoveProject(t *testing.T) {
 	pol := Policy{Durable: []string{"jobs"}}
 	for _, p := range []string{"gone", "kept"} {
 		path := filepath.Join(dir, p+"-old.sock")
-		att, err := s.Attach(ctx, Identity{Project: p, Agent: "worker"}, pol, path, -1, -1)
+		att, err := s.ServeAgent(ctx, Identity{Project: p, Agent: "worker"}, pol, path, -1, -1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -98,7 +98,7 @@ func TestNodeReconnect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Attach(context.Background(), Identity{"p", "n"}, Policy{Durable: []string{"d"}}, path, -1, -1); err != nil {
+		if _, err := s.ServeAgent(context.Background(), Identity{"p", "n"}, Policy{Durable: []string{"d"}}, path, -1, -1); err != nil {
 			t.Fatal(err)
 		}
 		return s

@@ -160,7 +160,7 @@ func TestPythonReconnect(t *testing.T) {
 	defer func() { s1.Close() }()
 	attachOn := func(s *Server, agent string) string {
 		path := dir + "/" + agent + ".sock"
-		if _, err := s.Attach(context.Background(), Identity{"p", agent}, Policy{}, path, -1, -1); err != nil {
+		if _, err := s.ServeAgent(context.Background(), Identity{"p", agent}, Policy{}, path, -1, -1); err != nil {
 			t.Fatal(err)
 		}
 		return path

@@ -24,7 +24,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Identity is who is on an agent socket. The daemon decides it; nothing an
@@ -55,17 +58,6 @@ type Message struct {
 	Node    string          `json:"node"` // node id of the daemon it entered on
 	Time    time.Time       `json:"time"`
 	Payload json.RawMessage `json:"payload"`
-}
-
-// ChannelStats are one channel's counters since the server started.
-type ChannelStats struct {
-	Project     string `json:"project"`
-	Channel     string `json:"channel"`
-	Durable     bool   `json:"durable"`
-	Published   uint64 `json:"published"`   // messages that entered the channel on this node
-	Delivered   uint64 `json:"delivered"`   // messages handed to subscribers (redeliveries count)
-	Dropped     uint64 `json:"dropped"`     // messages a full subscriber buffer lost (non-durable only)
-	Subscribers int    `json:"subscribers"` // current subscriptions (agents and operators)
 }
 
 // ErrPayloadTooLarge is in the chain of the error for a payload over
@@ -101,7 +93,7 @@ type Server struct {
 	durable  map[chanKey]bool
 	counters map[chanKey]*counters
 	channels map[string]int // counters per project
-	atts     map[*attachment]struct{}
+	atts     map[*agentSocket]struct{}
 	bridges  map[string]*bridge
 }
 
@@ -115,6 +107,9 @@ type counters struct {
 // jsMaxStore is JetStream's store limit: large enough that reservations
 // never refuse a durable channel (see New).
 const jsMaxStore = 1 << 60
+
+// Config is the daemon config's bus section, which the bus consumes.
+type Config = config.Bus
 
 // New starts the embedded NATS server with JetStream stored under
 // storeDir (created if missing) and connects to it in-process. ctx bounds
@@ -130,7 +125,7 @@ func New(ctx context.Context, cfg Config, storeDir string, logger *slog.Logger) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("subsystem", "bus")
+	logger = logger.With(logkey.Subsystem, "bus")
 	if err := os.MkdirAll(storeDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create bus store %s: %w", storeDir, err)
 	}
@@ -187,7 +182,7 @@ func New(ctx context.Context, cfg Config, storeDir string, logger *slog.Logger) 
 		durable:  map[chanKey]bool{},
 		counters: map[chanKey]*counters{},
 		channels: map[string]int{},
-		atts:     map[*attachment]struct{}{},
+		atts:     map[*agentSocket]struct{}{},
 		bridges:  map[string]*bridge{},
 	}
 	s.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("cortexd-bus"), nats.NoReconnect(),
@@ -196,7 +191,7 @@ func New(ctx context.Context, cfg Config, storeDir string, logger *slog.Logger) 
 			if sub != nil {
 				subj = sub.Subject
 			}
-			logger.Warn("bus internal connection error", "subject", subj, "err", err)
+			logger.Warn("bus internal connection error", "subject", subj, logkey.Err, err)
 		}))
 	if err != nil {
 		s.shutdownNATS()
@@ -231,7 +226,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	atts := make([]*attachment, 0, len(s.atts))
+	atts := make([]*agentSocket, 0, len(s.atts))
 	for a := range s.atts {
 		atts = append(atts, a)
 	}
@@ -277,7 +272,7 @@ func loadNodeID(dir, configured string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		id := strings.TrimSpace(string(b))
-		if validNodeID(id) {
+		if config.ValidNodeID(id) {
 			return id, nil
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -607,7 +602,7 @@ func (s *Server) Subscribe(ctx context.Context, project, channel string) (<-chan
 }
 
 // Stats returns every channel's counters, sorted by project and channel.
-func (s *Server) Stats() []ChannelStats {
+func (s *Server) Stats() []api.BusChannelStats {
 	s.mu.RLock()
 	keys := map[chanKey]bool{}
 	for k := range s.counters {
@@ -616,9 +611,9 @@ func (s *Server) Stats() []ChannelStats {
 	for k := range s.durable {
 		keys[k] = true
 	}
-	out := make([]ChannelStats, 0, len(keys))
+	out := make([]api.BusChannelStats, 0, len(keys))
 	for k := range keys {
-		st := ChannelStats{Project: k.project, Channel: k.channel, Durable: s.durable[k]}
+		st := api.BusChannelStats{Project: k.project, Channel: k.channel, Durable: s.durable[k]}
 		if c := s.counters[k]; c != nil {
 			st.Published = c.published.Load()
 			st.Delivered = c.delivered.Load()

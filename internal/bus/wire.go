@@ -3,11 +3,12 @@ package bus
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/jsonstr"
 )
 
 // readLine reads one '\n'-terminated line (without the terminator and a
@@ -84,15 +85,15 @@ func extractID(line []byte) string {
 // is: it was validated and compacted when it entered the bus.
 func appendMessageLine(b []byte, sub, channel string, e *envelope, seq uint64, ack string, redelivered bool) []byte {
 	b = append(b, `{"op":"message","sub":`...)
-	b = appendString(b, sub)
+	b = jsonstr.Append(b, sub)
 	b = append(b, `,"channel":`...)
-	b = appendString(b, channel)
+	b = jsonstr.Append(b, channel)
 	b = append(b, `,"msg_id":`...)
-	b = appendString(b, e.ID)
+	b = jsonstr.Append(b, e.ID)
 	b = append(b, `,"from":`...)
-	b = appendString(b, e.From)
+	b = jsonstr.Append(b, e.From)
 	b = append(b, `,"node":`...)
-	b = appendString(b, e.Node)
+	b = jsonstr.Append(b, e.Node)
 	b = append(b, `,"time":"`...)
 	b = e.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
@@ -102,7 +103,7 @@ func appendMessageLine(b []byte, sub, channel string, e *envelope, seq uint64, a
 	}
 	if ack != "" {
 		b = append(b, `,"ack":`...)
-		b = appendString(b, ack)
+		b = jsonstr.Append(b, ack)
 		if redelivered {
 			b = append(b, `,"redelivered":true`...)
 		}
@@ -110,17 +111,4 @@ func appendMessageLine(b []byte, sub, channel string, e *envelope, seq uint64, a
 	b = append(b, `,"payload":`...)
 	b = append(b, e.Payload...)
 	return append(b, "}\n"...)
-}
-
-// appendString appends s as a JSON string.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/cortexrt/cortex/internal/api"
 )
@@ -29,4 +30,20 @@ func (e *env) eachAgent(ctx context.Context, refs []string, fn func(*api.Client,
 		}
 	}
 	return first
+}
+
+// eachProject runs fn for every project in order, printing each name once
+// fn succeeded, and stops at the first error (cortex stop, cortex rm).
+func (e *env) eachProject(ctx context.Context, projects []string, fn func(*api.Client, string) error) error {
+	c, err := e.connect(ctx, false)
+	if err != nil {
+		return err
+	}
+	for _, p := range projects {
+		if err := fn(c, p); err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, p)
+	}
+	return nil
 }

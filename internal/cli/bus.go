@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"text/tabwriter"
-	"time"
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/errdefs"
@@ -43,9 +43,7 @@ func busPublishCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var res struct {
-				ID string `json:"id"`
-			}
+			var res api.BusPublishResult
 			if err := cl.Do(c.Context(), http.MethodPost, channelPath(args[0], args[1]), nil, bytes.NewReader([]byte(args[2])), &res); err != nil {
 				return err
 			}
@@ -79,7 +77,7 @@ func busSubscribeCmd(e *env) *cobra.Command {
 					_, err := fmt.Fprintln(e.stdout, string(data))
 					return err
 				}
-				var m busMessage
+				var m api.BusMessage
 				if err := json.Unmarshal(data, &m); err != nil {
 					return err
 				}
@@ -107,47 +105,38 @@ func busStatsCmd(e *env) *cobra.Command {
 		Short: "Per channel: published, delivered, dropped, subscribers; broker bridges",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			var rep busStats
+			var rep api.BusStats
 			if printed, err := e.fetchJSON(c.Context(), http.MethodGet, "/bus/stats", nil, nil, asJSON, &rep); printed || err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "PROJECT\tCHANNEL\tDURABLE\tPUBLISHED\tDELIVERED\tDROPPED\tSUBSCRIBERS")
-			for _, ch := range rep.Channels {
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%d\t%d\n", ch.Project, ch.Channel, ch.Durable, ch.Published, ch.Delivered, ch.Dropped, ch.Subscribers)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for _, b := range rep.Brokers {
-				fmt.Fprintf(e.stdout, "broker: %s\n", b)
-			}
-			return nil
+			return writeBusStats(e.stdout, rep)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-// Wire forms of the bus API (internal/bus documents them); the CLI keeps
-// its own copies so it does not link the bus server.
-type busMessage struct {
-	ID      string          `json:"id"`
-	From    string          `json:"from"`
-	Time    time.Time       `json:"time"`
-	Payload json.RawMessage `json:"payload"`
+// writeBusStats writes rep as cortex bus stats shows it: one row per
+// channel, then one per broker bridge when there are any.
+func writeBusStats(w io.Writer, rep api.BusStats) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROJECT\tCHANNEL\tDURABLE\tPUBLISHED\tDELIVERED\tDROPPED\tSUBSCRIBERS")
+	for _, c := range rep.Channels {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", c.Project, c.Channel, yesNo(c.Durable), c.Published, c.Delivered, c.Dropped, c.Subscribers)
+	}
+	if len(rep.Brokers) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "PROJECT\tBROKER\tCONNECTED\tFORWARDED\tRECEIVED\tDROPPED\tERRORS")
+		for _, b := range rep.Brokers {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", b.Project, b.URL, yesNo(b.Connected), b.Forwarded, b.Received, b.Dropped, b.Errors)
+		}
+	}
+	return tw.Flush()
 }
 
-type busStats struct {
-	Node     string `json:"node"`
-	Channels []struct {
-		Project     string `json:"project"`
-		Channel     string `json:"channel"`
-		Durable     bool   `json:"durable"`
-		Published   uint64 `json:"published"`
-		Delivered   uint64 `json:"delivered"`
-		Dropped     uint64 `json:"dropped"`
-		Subscribers int    `json:"subscribers"`
-	} `json:"channels"`
-	Brokers []json.RawMessage `json:"brokers"`
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/cortexrt/cortex/internal/api"
@@ -29,7 +28,7 @@ func (e *env) connect(ctx context.Context, autostart bool) (*api.Client, error) 
 		e.client = c
 		return c, nil
 	}
-	if !errdefs.IsUnavailable(err) || !autostart || e.cfg.NoAutostart || e.cfg.Host != "" {
+	if !errdefs.IsUnavailable(err) || !autostart || !canAutostart || e.cfg.NoAutostart || e.cfg.Host != "" {
 		return nil, err
 	}
 	if err := e.startDaemon(ctx, c); err != nil {
@@ -61,11 +60,10 @@ func (e *env) startDaemon(ctx context.Context, c *api.Client) error {
 	cmd := exec.Command(bin)
 	cmd.Env = os.Environ()
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if e.tty(e.stderr) {
 		fmt.Fprintf(e.stderr, "Starting cortexd (%s, log %s)...\n", bin, logPath)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startDetached(cmd); err != nil {
 		return errdefs.WithHint(errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("start %s: %w", bin, err)), "set CORTEX_DAEMON to the cortexd binary")
 	}
 	exited := make(chan error, 1)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/spf13/cobra"
 )
 
@@ -31,7 +32,7 @@ func llmModelsCmd(e *env) *cobra.Command {
 		Short: "List the aliases and their provider/model targets",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			var rep llmModels
+			var rep api.LLMModels
 			if printed, err := e.fetchJSON(c.Context(), http.MethodGet, "/llm/models", nil, nil, asJSON, &rep); printed || err != nil {
 				return err
 			}
@@ -73,13 +74,13 @@ func llmUsageCmd(e *env) *cobra.Command {
 					q.Set(k, v)
 				}
 			}
-			var rep llmUsage
+			var rep api.LLMUsageReport
 			if printed, err := e.fetchJSON(c.Context(), http.MethodGet, "/llm/usage", q, nil, asJSON, &rep); printed || err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "DAY\tPROJECT\tAGENT\tMODEL\tREQUESTS\tERRORS\tCACHE HITS\tINPUT\tOUTPUT\tCOST")
-			row := func(r llmUsageRow) {
+			row := func(r api.LLMUsageRow) {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t$%.4f\n", dash(r.Day), dash(r.Project), dash(r.Agent), dash(r.Model),
 					r.Requests, r.Errors, r.CacheHits, r.InputTokens, r.OutputTokens, r.CostUSD)
 			}
@@ -109,7 +110,7 @@ func dash(s string) string {
 }
 
 func llmChatCmd(e *env) *cobra.Command {
-	var req llmChatRequest
+	var req api.LLMChatRequest
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   `chat ALIAS "prompt"`,
@@ -118,7 +119,7 @@ func llmChatCmd(e *env) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			req.Alias, req.Prompt = args[0], args[1]
 			body, _ := json.Marshal(req)
-			var res llmChatResult
+			var res api.LLMChatResult
 			if printed, err := e.fetchJSON(c.Context(), http.MethodPost, "/llm/chat", nil, bytes.NewReader(body), asJSON, &res); printed || err != nil {
 				return err
 			}
@@ -133,59 +134,4 @@ func llmChatCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVar(&req.NoCache, "no-cache", false, "bypass the response cache")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the whole result as JSON")
 	return cmd
-}
-
-// Wire forms of the LLM admin API (docs/llm.md); the CLI keeps its own
-// copies of the fields it shows so it does not link the gateway.
-type llmModels struct {
-	Aliases []struct {
-		Name     string `json:"name"`
-		Strategy string `json:"strategy"`
-		Cache    bool   `json:"cache"`
-		Targets  []struct {
-			Provider         string  `json:"provider"`
-			Model            string  `json:"model"`
-			CoolingDownUntil *string `json:"cooling_down_until"`
-		} `json:"targets"`
-	} `json:"aliases"`
-}
-
-type llmUsageRow struct {
-	Day          string  `json:"day"`
-	Project      string  `json:"project"`
-	Agent        string  `json:"agent"`
-	Model        string  `json:"model"`
-	Requests     int64   `json:"requests"`
-	Errors       int64   `json:"errors"`
-	CacheHits    int64   `json:"cache_hits"`
-	InputTokens  int64   `json:"input_tokens"`
-	OutputTokens int64   `json:"output_tokens"`
-	CostUSD      float64 `json:"cost_usd"`
-}
-
-type llmUsage struct {
-	Rows  []llmUsageRow `json:"rows"`
-	Total llmUsageRow   `json:"total"`
-}
-
-type llmChatRequest struct {
-	Alias     string `json:"alias"`
-	Prompt    string `json:"prompt"`
-	System    string `json:"system,omitempty"`
-	MaxTokens int    `json:"max_tokens,omitempty"`
-	NoCache   bool   `json:"no_cache,omitempty"`
-}
-
-type llmChatResult struct {
-	Alias          string  `json:"alias"`
-	Provider       string  `json:"provider"`
-	Model          string  `json:"model"`
-	Text           string  `json:"text"`
-	FinishReason   string  `json:"finish_reason"`
-	Cache          string  `json:"cache"`
-	AddedLatencyMs float64 `json:"added_latency_ms"`
-	Usage          struct {
-		InputTokens  int64 `json:"input_tokens"`
-		OutputTokens int64 `json:"output_tokens"`
-	} `json:"usage"`
 }

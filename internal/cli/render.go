@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/kube"
-	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/oci"
 )
@@ -247,10 +245,7 @@ func loadLLMConfig(cfg *kube.Config) ([]byte, []string, error) {
 	if err != nil {
 		return nil, nil, errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("%s: llm_config: %w", cfg.Source, err))
 	}
-	lc, err := llm.ParseConfig(bytes.NewReader(data))
-	if err == nil {
-		err = lc.Validate()
-	}
+	lc, err := config.ParseLLM(data, p)
 	if err != nil {
 		return nil, nil, errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("%s: %w", p, err))
 	}

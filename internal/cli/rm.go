@@ -1,8 +1,7 @@
 package cli
 
 import (
-	"fmt"
-
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/spf13/cobra"
 )
 
@@ -13,17 +12,7 @@ func rmCmd(e *env) *cobra.Command {
 		Short: "Remove stopped projects: their state, logs and unpacked bundle",
 		Args:  minArgs(1, "at least one PROJECT"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := e.connect(c.Context(), false)
-			if err != nil {
-				return err
-			}
-			for _, p := range args {
-				if err := cl.Remove(c.Context(), p, force); err != nil {
-					return err
-				}
-				fmt.Fprintln(e.stdout, p)
-			}
-			return nil
+			return e.eachProject(c.Context(), args, func(cl *api.Client, p string) error { return cl.Remove(c.Context(), p, force) })
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "stop running agents first")

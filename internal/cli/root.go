@@ -44,7 +44,10 @@ func (e *env) tty(w io.Writer) bool {
 // Main runs the CLI with args (args[0] is the program name) and returns
 // the process exit code.
 func Main(args []string) int {
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, cfg: config.FromEnv()}
+	return run(&env{stdout: os.Stdout, stderr: os.Stderr, cfg: config.FromEnv()}, args)
+}
+
+func run(e *env, args []string) int {
 	var root *cobra.Command
 	if filepath.Base(args[0]) == "cortex-ops" {
 		root = opsRoot(e)

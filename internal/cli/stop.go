@@ -1,9 +1,9 @@
 package cli
 
 import (
-	"fmt"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/api"
 	"github.com/spf13/cobra"
 )
 
@@ -14,17 +14,7 @@ func stopCmd(e *env) *cobra.Command {
 		Short: "Stop every agent of projects",
 		Args:  minArgs(1, "at least one PROJECT"),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := e.connect(c.Context(), false)
-			if err != nil {
-				return err
-			}
-			for _, p := range args {
-				if err := cl.Stop(c.Context(), p, grace); err != nil {
-					return err
-				}
-				fmt.Fprintln(e.stdout, p)
-			}
-			return nil
+			return e.eachProject(c.Context(), args, func(cl *api.Client, p string) error { return cl.Stop(c.Context(), p, grace) })
 		},
 	}
 	cmd.Flags().DurationVar(&grace, "grace", 10*time.Second, "time between SIGTERM and SIGKILL")

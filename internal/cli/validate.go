@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 
@@ -39,12 +40,11 @@ file:line:col: field: what is wrong; how to fix it.`,
 				return err
 			}
 			defer f.Close()
-			cfg, _ := config.Load(config.NewPaths(e.cfg.Root).ConfigFile)
-			overrides := map[string]string{}
-			if cfg != nil {
-				overrides = cfg.Runtimes
+			overrides, err := e.runtimeOverrides()
+			if err != nil {
+				return err
 			}
-			reg := runtimes.NewRegistry(overrides)
+			reg := runtimes.NewRegistry(overrides, e.cfg.PyenvRoot)
 			m, err := manifest.Check(f, displayPath(src.manifestPath), manifest.ValidateOptions{
 				HostCPUs: runtime.NumCPU(),
 				RuntimeAvailable: func(rt string) error {
@@ -69,4 +69,21 @@ file:line:col: field: what is wrong; how to fix it.`,
 			return nil
 		},
 	}
+}
+
+// runtimeOverrides reads the daemon config's runtimes: section, which
+// decides the interpreters the daemon would use. A broken config is an
+// error (the daemon would refuse it too); one this user may not read is
+// reported and checked without overrides.
+func (e *env) runtimeOverrides() (map[string]string, error) {
+	path := config.NewPaths(e.cfg.Root).ConfigFile
+	cfg, err := config.Load(path)
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		fmt.Fprintf(e.stderr, "cortex: cannot read %s (%v); checking runtimes without its overrides\n", path, err)
+		return nil, nil
+	case err != nil:
+		return nil, errdefs.WithHint(errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("daemon config: %w", err)), "fix "+path+"; cortexd refuses to start with it too")
+	}
+	return cfg.Runtimes, nil
 }

@@ -81,7 +81,7 @@ func EgressGateway(ctx context.Context, o GatewayOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	a, err := g.ServeProxy(ctx, l, egress.AttachOptions{Policy: pol, OnDeny: func(d egress.Denial) {
+	a, err := g.ServeProxy(ctx, l, egress.NetnsOptions{Policy: pol, OnDeny: func(d egress.Denial) {
 		log.Warn("egress denied", "name", d.Name, "port", d.Port, "reason", string(d.Reason))
 	}})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -114,10 +115,7 @@ func LLMGateway(ctx context.Context, o LLMOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := llm.ParseConfig(bytes.NewReader(data))
-	if err == nil {
-		err = cfg.Validate()
-	}
+	cfg, err := config.ParseLLM(data, o.Config)
 	if err != nil {
 		return errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("%s: %w", o.Config, err))
 	}
@@ -125,7 +123,7 @@ func LLMGateway(ctx context.Context, o LLMOptions, log *slog.Logger) error {
 	if err != nil {
 		return errdefs.Wrap(errdefs.InvalidArgument, err)
 	}
-	gw, err := llm.New(cfg, llm.Dirs{Cache: filepath.Join(o.State, "cache"), State: filepath.Join(o.State, "state")}, log)
+	gw, err := llm.New(cfg, llm.Dirs{Cache: filepath.Join(o.State, "cache"), State: filepath.Join(o.State, "state")}, config.Getenv, log)
 	if err != nil {
 		return err
 	}

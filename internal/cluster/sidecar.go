@@ -68,7 +68,7 @@ func BusSidecar(ctx context.Context, o BusOptions, log *slog.Logger) error {
 	defer s.Close()
 	pol := bus.Policy{Publish: acl(o.Publish, o.PublishNone), Subscribe: acl(o.Subscribe, o.SubscribeNone), Durable: o.Durable}
 	// The agent container runs as the same user as this one.
-	c, err := s.Attach(ctx, bus.Identity{Project: o.Project, Agent: o.Agent}, pol, o.Socket, os.Getuid(), os.Getgid())
+	c, err := s.ServeAgent(ctx, bus.Identity{Project: o.Project, Agent: o.Agent}, pol, o.Socket, os.Getuid(), os.Getgid())
 	if err != nil {
 		return err
 	}

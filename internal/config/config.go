@@ -7,14 +7,12 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/cortexrt/cortex/internal/bus"
-	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/strictyaml"
-	"go.yaml.in/yaml/v3"
 )
 
 // Config is the daemon's config.yaml.
@@ -26,8 +24,8 @@ type Config struct {
 	Logs       Logs              `yaml:"logs"`
 	Sandbox    Sandbox           `yaml:"sandbox"`
 	Egress     Egress            `yaml:"egress"`
-	LLM        llm.Config        `yaml:"llm"`
-	Bus        bus.Config        `yaml:"bus"`
+	LLM        LLM               `yaml:"llm"`
+	Bus        Bus               `yaml:"bus"`
 
 	// Source is the file the config was read from ("" for defaults).
 	Source string `yaml:"-"`
@@ -43,22 +41,26 @@ type Defaults struct {
 
 // Resources mirror the manifest's resources block.
 type Resources struct {
-	CPULimit  float64 `yaml:"cpu_limit"`
-	MemLimit  string  `yaml:"mem_limit"`
-	PidsLimit int64   `yaml:"pids_limit"`
+	CPULimit  float64           `yaml:"cpu_limit"`
+	MemLimit  manifest.Quantity `yaml:"mem_limit"`
+	PidsLimit int64             `yaml:"pids_limit"`
 }
 
-// Supervisor tunes lifecycle handling.
+// Supervisor tunes lifecycle handling. Durations, here and in every
+// section, are written as Go durations (10s, 500ms, 2h) and decoded by
+// strictyaml.
 type Supervisor struct {
-	KillGrace      Duration `yaml:"kill_grace"`
-	BackoffInitial Duration `yaml:"backoff_initial"`
-	BackoffMax     Duration `yaml:"backoff_max"`
+	KillGrace      time.Duration `yaml:"kill_grace"`
+	BackoffInitial time.Duration `yaml:"backoff_initial"`
+	BackoffMax     time.Duration `yaml:"backoff_max"`
 }
 
-// Logs tunes the log collector's storage.
+// Logs tunes the log collector's storage. Sizes, here and in every
+// section, are manifest.Quantity values (512Mi, 2Gi), parsed once while
+// decoding.
 type Logs struct {
-	SegmentSize string `yaml:"segment_size"` // a quantity
-	Segments    int    `yaml:"segments"`     // kept per agent, oldest dropped
+	SegmentSize manifest.Quantity `yaml:"segment_size"`
+	Segments    int               `yaml:"segments"` // kept per agent, oldest dropped
 }
 
 // Sandbox tunes agent isolation.
@@ -67,7 +69,7 @@ type Sandbox struct {
 	// from the kernel; cortex list and inspect then say so.
 	Degraded bool `yaml:"degraded"`
 	// TmpSize caps each agent's private /tmp.
-	TmpSize string `yaml:"tmp_size"`
+	TmpSize manifest.Quantity `yaml:"tmp_size"`
 }
 
 // Egress configures the egress gateway.
@@ -77,44 +79,27 @@ type Egress struct {
 	Hosts map[string]string `yaml:"hosts"`
 }
 
-// Duration is a time.Duration written as "10s".
-type Duration time.Duration
-
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration; write e.g. 10s or 500ms", n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
 // Default returns the built-in configuration.
 func Default() *Config {
 	return &Config{
 		Version: "1",
 		Defaults: Defaults{
 			Runtime:       "python3.11",
-			Resources:     Resources{CPULimit: 1, MemLimit: "512Mi", PidsLimit: 512},
+			Resources:     Resources{CPULimit: 1, MemLimit: 512 << 20, PidsLimit: 512},
 			RestartPolicy: string(manifest.RestartNo),
 			MaxRestarts:   3,
 		},
 		Runtimes: map[string]string{},
 		Supervisor: Supervisor{
-			KillGrace:      Duration(10 * time.Second),
-			BackoffInitial: Duration(200 * time.Millisecond),
-			BackoffMax:     Duration(30 * time.Second),
+			KillGrace:      10 * time.Second,
+			BackoffInitial: 200 * time.Millisecond,
+			BackoffMax:     30 * time.Second,
 		},
-		Logs:    Logs{SegmentSize: "16Mi", Segments: 4},
-		Sandbox: Sandbox{TmpSize: "64Mi"},
+		Logs:    Logs{SegmentSize: 16 << 20, Segments: 4},
+		Sandbox: Sandbox{TmpSize: 64 << 20},
 		Egress:  Egress{Hosts: map[string]string{}},
-		LLM:     llm.DefaultConfig(),
-		Bus:     bus.DefaultConfig(),
+		LLM:     DefaultLLM(),
+		Bus:     DefaultBus(),
 	}
 }
 
@@ -122,7 +107,8 @@ func Default() *Config {
 // document, no unknown fields or duplicate keys, no type coercion. Problems
 // come back as strictyaml.Errors (category InvalidArgument), one line each:
 // "config.yaml:2:1: suprvisor: unknown field; did you mean "supervisor"?".
-// It has no side effects; call Validate next.
+// The config is returned even then (fields with problems keep their
+// defaults), so Validate can still run on it. It has no side effects.
 func Parse(r io.Reader, source string) (*Config, error) {
 	c := Default()
 	c.Source = source
@@ -133,13 +119,11 @@ func Parse(r io.Reader, source string) (*Config, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return c, nil
 	}
-	if err := strictyaml.Decode(data, source, c); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c, strictyaml.Decode(data, source, c)
 }
 
-// Load reads path; a missing file gives the defaults.
+// Load reads path and returns every problem of Parse and Validate, joined;
+// a missing file gives the defaults.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -150,21 +134,30 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	defer f.Close()
-	c, err := Parse(f, path)
-	if err != nil {
-		return nil, err
-	}
-	return c, c.Validate()
+	return check(f, path)
 }
 
-// Validate returns every problem, joined.
+// check is Parse followed by Validate on whatever parsed.
+func check(r io.Reader, source string) (*Config, error) {
+	c, err := Parse(r, source)
+	if c == nil {
+		return nil, err
+	}
+	if verr := c.Validate(); verr != nil {
+		err = errors.Join(err, verr)
+	}
+	return c, err
+}
+
+// Validate returns every problem, joined, one per line:
+// "config.yaml: logs.segments: must be >= 1".
 func (c *Config) Validate() error {
 	var errs []error
+	src := c.Source
+	if src == "" {
+		src = "config"
+	}
 	bad := func(field, format string, args ...any) {
-		src := c.Source
-		if src == "" {
-			src = "config"
-		}
 		errs = append(errs, fmt.Errorf("%s: %s: %s", src, field, fmt.Sprintf(format, args...)))
 	}
 	if c.Version != "1" {
@@ -183,37 +176,31 @@ func (c *Config) Validate() error {
 		bad("defaults.max_restarts", "must be >= 0")
 	}
 	for name := range c.Runtimes {
-		if !contains(manifest.Runtimes, name) {
+		if !slices.Contains(manifest.Runtimes, name) {
 			bad("runtimes."+name, "unknown runtime; use one of %s", strings.Join(manifest.Runtimes, ", "))
 		}
-	}
-	if _, err := manifest.ParseQuantity(c.Logs.SegmentSize); err != nil {
-		bad("logs.segment_size", "%v", err)
 	}
 	if c.Logs.Segments < 1 {
 		bad("logs.segments", "must be >= 1")
 	}
-	if _, err := manifest.ParseQuantity(c.Sandbox.TmpSize); err != nil {
-		bad("sandbox.tmp_size", "%v", err)
-	}
 	if c.Supervisor.KillGrace < 0 || c.Supervisor.BackoffInitial <= 0 || c.Supervisor.BackoffMax < c.Supervisor.BackoffInitial {
 		bad("supervisor", "durations must be positive and backoff_max >= backoff_initial")
 	}
-	if err := c.Bus.WithDefaults().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("%s: bus: %w", c.sourceName(), err))
-	}
-	if err := c.LLM.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", c.sourceName(), err))
-	}
+	c.Bus.WithDefaults().validate(bad)
+	c.LLM.validate(bad)
 	return errors.Join(errs...)
+}
+
+// problem reports one invalid field; Validate prefixes the file.
+type problem func(field, format string, args ...any)
+
+// prefixed returns bad with prefix put before every field.
+func prefixed(bad problem, prefix string) problem {
+	return func(field, format string, args ...any) { bad(prefix+field, format, args...) }
 }
 
 // DaemonDefaults converts the defaults block for manifest.Resolve.
 func (c *Config) DaemonDefaults() (manifest.DaemonDefaults, error) {
-	mem, err := manifest.ParseQuantity(c.Defaults.Resources.MemLimit)
-	if err != nil {
-		return manifest.DaemonDefaults{}, fmt.Errorf("resources.mem_limit: %w", err)
-	}
 	rp := manifest.RestartPolicy(c.Defaults.RestartPolicy)
 	switch rp {
 	case manifest.RestartNo, manifest.RestartOnFailure, manifest.RestartAlways:
@@ -226,24 +213,8 @@ func (c *Config) DaemonDefaults() (manifest.DaemonDefaults, error) {
 	}
 	return manifest.DaemonDefaults{
 		Runtime:       c.Defaults.Runtime,
-		Limits:        manifest.Limits{CPU: cpu, Memory: mem, Pids: c.Defaults.Resources.PidsLimit},
+		Limits:        manifest.Limits{CPU: cpu, Memory: c.Defaults.Resources.MemLimit, Pids: c.Defaults.Resources.PidsLimit},
 		RestartPolicy: rp,
 		MaxRestarts:   c.Defaults.MaxRestarts,
 	}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *Config) sourceName() string {
-	if c.Source == "" {
-		return "config"
-	}
-	return c.Source
 }

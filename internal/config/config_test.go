@@ -23,12 +23,12 @@ func TestParse(t *testing.T) {
 		check   func(*testing.T, *Config)
 	}{
 		{name: "empty gives defaults", in: "", check: func(t *testing.T, c *Config) {
-			if c.Supervisor.KillGrace.D() != 10*time.Second {
-				t.Errorf("kill grace %v", c.Supervisor.KillGrace.D())
+			if c.Supervisor.KillGrace != 10*time.Second {
+				t.Errorf("kill grace %v", c.Supervisor.KillGrace)
 			}
 		}},
 		{name: "override", in: "version: \"1\"\nsupervisor:\n  kill_grace: 3s\negress:\n  hosts:\n    api.allowed.test: 127.0.0.1\n", check: func(t *testing.T, c *Config) {
-			if c.Supervisor.KillGrace.D() != 3*time.Second || c.Egress.Hosts["api.allowed.test"] != "127.0.0.1" {
+			if c.Supervisor.KillGrace != 3*time.Second || c.Egress.Hosts["api.allowed.test"] != "127.0.0.1" {
 				t.Errorf("got %+v", c)
 			}
 			if c.Logs.Segments != 4 {
@@ -46,12 +46,12 @@ func TestParse(t *testing.T) {
 		{name: "duplicate key", in: "logs:\n  segments: 2\n  segments: 3\n",
 			wantErr: `config.yaml:3:3: logs.segments: duplicate key; first written at line 2; keep one of them`},
 		{name: "no coercion", in: "sandbox:\n  degraded: \"yes\"\n",
-			wantErr: `config.yaml:2:13: sandbox.degraded: expected true or false, found a string; write true or false, unquoted`},
+			wantErr: `config.yaml:2:13: sandbox.degraded: expected true or false, found a string; write true or false without quotes`},
 		{name: "syntax error line", in: "logs:\n  segments: 2\n segment_size: 1Mi\n",
 			wantErr: `config.yaml:3: invalid YAML: did not find expected key`},
 		{name: "all problems at once", in: "suprvisor: {}\nlogs: {segments: many}\n",
 			wantErr: "config.yaml:1:1: suprvisor: unknown field; did you mean \"supervisor\"?\n" +
-				`config.yaml:2:18: logs.segments: "many" is not a whole number in range; write an integer, unquoted`},
+				`config.yaml:2:18: logs.segments: "many" is not a whole number; write an integer without quotes`},
 		{name: "bad quantity", in: "logs:\n  segment_size: 2GB\n", wantErr: "logs.segment_size"},
 		{name: "bad runtime", in: "runtimes:\n  ruby3: /usr/bin/ruby\n", wantErr: "runtimes.ruby3"},
 	}

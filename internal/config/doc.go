@@ -1,6 +1,8 @@
 // Package config owns the daemon's configuration file
-// (etc/cortex/config.yaml), the host paths of the design and every CORTEX_*
-// environment variable Cortex reads. Nothing else reads the environment.
+// (etc/cortex/config.yaml), the host paths of the design and every
+// environment variable Cortex reads. Nothing else reads the environment
+// (net/http's ProxyFromEnvironment aside: the LLM gateway's upstream calls
+// honour HTTPS_PROXY, HTTP_PROXY and NO_PROXY).
 //
 // Environment variables:
 //
@@ -12,8 +14,16 @@
 //	CORTEX_DAEMON           path of the cortexd binary the CLI starts when no daemon
 //	                        answers; default: cortexd beside the cortex binary, then $PATH.
 //	CORTEX_NO_AUTOSTART=1   the CLI never starts a daemon.
+//	PYENV_ROOT              where runtime discovery looks for pyenv's Pythons
+//	                        (versions/<x.y.z>/bin); default /root/.pyenv.
+//	(api_key_env)           the variable an llm provider's api_key_env names holds
+//	                        its key (read with Getenv, by the daemon only).
 //	CORTEX_TEST_PRIVILEGED=1  tests that need root or a kernel feature fail instead of
 //	                        skipping (read by internal/kerneltest).
 //
-// The config file follows Default() -> Parse(io.Reader) -> Validate().
+// The config file follows Default() -> Parse(io.Reader) -> Validate(). It
+// owns every section as plain data (the bus and llm sections included), so
+// it imports no subsystem and the CLI links none: internal/bus and
+// internal/llm consume Bus and LLM. Durations are time.Duration and sizes
+// manifest.Quantity in every section, decoded once by strictyaml.
 package config

@@ -41,9 +41,6 @@ func NewPaths(root string) Paths {
 	}
 }
 
-// PathsFromEnv honours CORTEX_ROOT.
-func PathsFromEnv() Paths { return NewPaths(os.Getenv("CORTEX_ROOT")) }
-
 // MkdirAll creates the directories the daemon writes to.
 func (p Paths) MkdirAll() error {
 	for _, d := range []string{filepath.Dir(p.ConfigFile), p.PluginsDir, p.HooksDir, p.LibDir, p.CacheDir, p.LogDir, p.RunDir, p.ShareDir} {
@@ -54,20 +51,22 @@ func (p Paths) MkdirAll() error {
 	return nil
 }
 
-// Env is every CORTEX_* setting the CLI and daemon read.
+// Env is every environment setting the CLI and daemon read.
 type Env struct {
 	Root        string // CORTEX_ROOT
 	Host        string // CORTEX_HOST, as a socket path
 	Daemon      string // CORTEX_DAEMON
 	NoAutostart bool   // CORTEX_NO_AUTOSTART=1
+	PyenvRoot   string // PYENV_ROOT, where runtime discovery looks for pyenv's Pythons
 }
 
-// FromEnv reads the CORTEX_* environment.
+// FromEnv reads the environment.
 func FromEnv() Env {
 	e := Env{
 		Root:        os.Getenv("CORTEX_ROOT"),
 		Daemon:      os.Getenv("CORTEX_DAEMON"),
 		NoAutostart: os.Getenv("CORTEX_NO_AUTOSTART") == "1",
+		PyenvRoot:   os.Getenv("PYENV_ROOT"),
 	}
 	h := os.Getenv("CORTEX_HOST")
 	h = strings.TrimPrefix(h, "unix://")
@@ -82,3 +81,7 @@ func (e Env) Socket() string {
 	}
 	return NewPaths(e.Root).Socket
 }
+
+// Getenv reads the variable an llm provider's api_key_env names: the one
+// variable Cortex reads whose name the operator, not Cortex, chooses.
+func Getenv(name string) string { return os.Getenv(name) }

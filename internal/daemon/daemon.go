@@ -27,6 +27,7 @@ import (
 	"github.com/cortexrt/cortex/internal/egress"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/llm"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/runtimes"
@@ -40,7 +41,9 @@ var Version = "0.1.0-dev"
 
 // Options configure a daemon.
 type Options struct {
-	Paths  config.Paths
+	Paths config.Paths
+	// Env is the environment cmd/cortexd read (config.FromEnv).
+	Env    config.Env
 	Logger *slog.Logger
 	// InitPath is the binary re-exec'd as the sandbox init; "" = this one.
 	InitPath string
@@ -113,14 +116,13 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		}
 		repairProjects(filepath.Join(p.LibDir, "projects"), owners, log)
 	}
-	segSize, _ := manifest.ParseQuantity(d.cfg.Logs.SegmentSize)
-	if d.logs, err = logs.Open(logs.Options{Dir: p.LogDir, SegmentSize: int64(segSize), Segments: d.cfg.Logs.Segments}, log.With("subsystem", "logs")); err != nil {
+	if d.logs, err = logs.Open(logs.Options{Dir: p.LogDir, SegmentSize: int64(d.cfg.Logs.SegmentSize), Segments: d.cfg.Logs.Segments}, log); err != nil {
 		return nil, err
 	}
-	if d.cgroups, err = cgroups.New(cgroupParent(p.Root), log.With("subsystem", "cgroups")); err != nil {
+	if d.cgroups, err = cgroups.New(cgroupParent(p.Root), log.With(logkey.Subsystem, "cgroups")); err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	d.rt = runtimes.NewRegistry(d.cfg.Runtimes)
+	d.rt = runtimes.NewRegistry(d.cfg.Runtimes, opts.Env.PyenvRoot)
 	if _, err := runtimes.Install(p.ShareDir); err != nil {
 		return nil, fmt.Errorf("install runtime shims: %w", err)
 	}
@@ -129,15 +131,15 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	shareReadable(p.ShareDir, log)
 	d.walls = probeWalls(d.cfg)
-	if d.bus, err = bus.New(ctx, d.cfg.Bus, filepath.Join(p.LibDir, "bus"), log.With("subsystem", "bus")); err != nil {
+	if d.bus, err = bus.New(ctx, d.cfg.Bus, filepath.Join(p.LibDir, "bus"), log); err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
-	if d.llm, err = llm.New(d.cfg.LLM, llm.Dirs{Cache: filepath.Join(p.CacheDir, "llm"), State: filepath.Join(p.LibDir, "llm")}, log.With("subsystem", "llm")); err != nil {
+	if d.llm, err = llm.New(d.cfg.LLM, llm.Dirs{Cache: filepath.Join(p.CacheDir, "llm"), State: filepath.Join(p.LibDir, "llm")}, config.Getenv, log); err != nil {
 		return nil, fmt.Errorf("llm gateway: %w", err)
 	}
-	d.llmSvc = newLLMService(d.llm, log.With("subsystem", "llm"))
+	d.llmSvc = newLLMService(d.llm, log.With(logkey.Subsystem, "llm"))
 	d.goBG(func(context.Context) { d.llmSvc.serve() })
-	if gw, err := egress.New(egress.Config{Hosts: d.cfg.Egress.Hosts}, log.With("subsystem", "egress")); err != nil {
+	if gw, err := egress.New(egress.Config{Hosts: d.cfg.Egress.Hosts}, log); err != nil {
 		return nil, fmt.Errorf("egress gateway: %w", err)
 	} else {
 		d.egressGW = gw
@@ -153,7 +155,6 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		}
 		d.goBG(d.egress.saveLoop)
 	}
-	tmpSize, _ := manifest.ParseQuantity(d.cfg.Sandbox.TmpSize)
 	initPath := opts.InitPath
 	if initPath == "" {
 		if exe, err := os.Executable(); err == nil {
@@ -170,11 +171,11 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		DataDir:        filepath.Join(p.LibDir, "projects"),
 		ShareDir:       p.ShareDir,
 		InitPath:       initPath,
-		Sandbox:        d.walls.sandboxOptions(int64(tmpSize)),
+		Sandbox:        d.walls.sandboxOptions(int64(d.cfg.Sandbox.TmpSize)),
 		Attachers:      d.attachers(),
-		BackoffInitial: d.cfg.Supervisor.BackoffInitial.D(),
-		BackoffMax:     d.cfg.Supervisor.BackoffMax.D(),
-		KillGrace:      d.cfg.Supervisor.KillGrace.D(),
+		BackoffInitial: d.cfg.Supervisor.BackoffInitial,
+		BackoffMax:     d.cfg.Supervisor.BackoffMax,
+		KillGrace:      d.cfg.Supervisor.KillGrace,
 	})
 	if err := d.sup.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover agents: %w", err)

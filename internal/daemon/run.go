@@ -58,7 +58,7 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, resp)
+	api.WriteJSON(w, http.StatusCreated, resp)
 	return nil
 }
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -14,7 +13,9 @@ import (
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
+	"github.com/cortexrt/cortex/internal/supervisor"
 )
 
 func (d *Daemon) handler() http.Handler {
@@ -46,7 +47,7 @@ func (d *Daemon) handler() http.Handler {
 	if d.bus != nil {
 		mux.Handle("/v1/bus/", d.bus.Handler())
 	}
-	return d.middleware(mux)
+	return d.middleware(api.NotFound(mux))
 }
 
 // middleware logs every request with the caller's credentials.
@@ -65,19 +66,13 @@ func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	if cat == errdefs.Internal {
-		d.log.Error("api error", "method", r.Method, "path", r.URL.Path, "err", err)
+		d.log.Error("api error", "method", r.Method, "path", r.URL.Path, logkey.Err, err)
 	}
-	writeJSON(w, errdefs.HTTPStatus(cat), api.ErrorBody{Error: err.Error(), Category: string(cat), Hint: errdefs.HintOf(err)})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	api.WriteError(w, 0, err)
 }
 
 func (d *Daemon) getVersion(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, api.VersionInfo{
+	api.WriteJSON(w, http.StatusOK, api.VersionInfo{
 		Version: Version, API: api.Version, GoVersion: runtime.Version(), Pid: os.Getpid(), Root: d.paths.Root,
 		Cgroup: "v" + strconv.Itoa(d.cgroups.Version()) + " (" + d.walls.Cgroup.Mode + ")", Walls: d.walls.List, Degraded: d.degraded(),
 	})
@@ -105,7 +100,7 @@ func (d *Daemon) getProjects(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, s)
 	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -155,11 +150,7 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 
 func (d *Daemon) getAgents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	out := d.sup.List(r.Context(), q.Get("project"), q.Get("all") == "1")
-	if out == nil {
-		out = []api.AgentStatus{}
-	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, apiStatuses(d.sup.List(r.Context(), q.Get("project"), q.Get("all") == "1")))
 	return nil
 }
 
@@ -168,7 +159,7 @@ func (d *Daemon) resolveAgent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.AgentRef{Project: p, Agent: a})
+	api.WriteJSON(w, http.StatusOK, api.AgentRef{Project: p, Agent: a})
 	return nil
 }
 
@@ -178,12 +169,13 @@ func (d *Daemon) inspectAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	in.Walls = d.agentWalls(in.Walls)
+	var eg any
 	if d.egress != nil {
 		if st, ok := d.egress.Stats(in.Project, in.Agent); ok {
-			in.Egress = st
+			eg = st
 		}
 	}
-	writeJSON(w, http.StatusOK, in)
+	api.WriteJSON(w, http.StatusOK, apiInspection(in, eg))
 	return nil
 }
 
@@ -321,7 +313,7 @@ func (d *Daemon) getEvents(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
-			if err := out.Send("state", ev); err != nil {
+			if err := out.Send("state", apiEvent(ev)); err != nil {
 				return nil
 			}
 			out.Flush()
@@ -360,7 +352,7 @@ func (d *Daemon) attachProject(w http.ResponseWriter, r *http.Request) error {
 		})
 	}()
 
-	allFinal := func() ([]api.AgentStatus, bool) {
+	allFinal := func() ([]supervisor.Status, bool) {
 		sts := d.sup.List(ctx, project, true)
 		for _, s := range sts {
 			if s.State.Active() || s.RestartPending {
@@ -392,9 +384,9 @@ func (d *Daemon) attachProject(w http.ResponseWriter, r *http.Request) error {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			end := api.AttachEnd{Agents: sts, Failed: []string{}}
+			end := api.AttachEnd{Agents: apiStatuses(sts), Failed: []string{}}
 			for _, s := range sts {
-				if s.State == api.Failed {
+				if s.State == supervisor.Failed {
 					end.Failed = append(end.Failed, s.Project+"/"+s.Agent)
 				}
 			}
@@ -414,7 +406,7 @@ func (d *Daemon) attachProject(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
-			_ = out.send("state", ev)
+			_ = out.send("state", apiEvent(ev))
 		case <-tick.C:
 		}
 	}

@@ -16,7 +16,7 @@ import (
 
 const (
 	// dnsTTL is the TTL of synthetic answers. A mapping never changes while
-	// the attachment lives, so any TTL is safe; a short one limits what an
+	// the namespace lives, so any TTL is safe; a short one limits what an
 	// agent caches across a restart without Restore.
 	dnsTTL = 60
 	// dnsTCPIdle closes idle DNS-over-TCP connections.
@@ -27,7 +27,7 @@ const (
 
 // handleDNS answers one wire-format query. It returns nil for packets that
 // deserve no answer (responses, garbage shorter than a header).
-func (a *Attachment) handleDNS(pkt []byte) []byte {
+func (a *Netns) handleDNS(pkt []byte) []byte {
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
 		if len(pkt) < 12 || pkt[2]&0x80 != 0 {
@@ -55,7 +55,7 @@ func (a *Attachment) handleDNS(pkt []byte) []byte {
 }
 
 // answer decides one query; see the package comment for the rules.
-func (a *Attachment) answer(req *dns.Msg) *dns.Msg {
+func (a *Netns) answer(req *dns.Msg) *dns.Msg {
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	resp.RecursionAvailable = true
@@ -179,7 +179,7 @@ func reverseAddr(name string) (netip.Addr, bool) {
 }
 
 // serveDNSUDP answers queries on pc until it is closed.
-func (a *Attachment) serveDNSUDP(pc *net.UDPConn) {
+func (a *Netns) serveDNSUDP(pc *net.UDPConn) {
 	buf := make([]byte, 65535)
 	for {
 		n, from, err := pc.ReadFromUDPAddrPort(buf)
@@ -208,7 +208,7 @@ func (a *Attachment) serveDNSUDP(pc *net.UDPConn) {
 
 // handleDNSTCP answers length-prefixed queries on one TCP connection until
 // the client closes it or stays idle for dnsTCPIdle.
-func (a *Attachment) handleDNSTCP(_ context.Context, c net.Conn) {
+func (a *Netns) handleDNSTCP(_ context.Context, c net.Conn) {
 	var lenBuf [2]byte
 	for {
 		c.SetReadDeadline(time.Now().Add(dnsTCPIdle))

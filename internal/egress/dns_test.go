@@ -33,9 +33,9 @@ func (l *denialLog) take() []Denial {
 
 var ignoreTime = cmpopts.IgnoreFields(Denial{}, "Time")
 
-// newTestAttachment builds an attachment with no kernel side, for the pure
+// newTestNetns builds a namespace with no kernel side, for the pure
 // decision code (DNS answers, permits).
-func newTestAttachment(t *testing.T, entries, internal []string) (*Attachment, *denialLog) {
+func newTestNetns(t *testing.T, entries, internal []string) (*Netns, *denialLog) {
 	t.Helper()
 	g, err := New(Config{}, nil)
 	if err != nil {
@@ -52,7 +52,7 @@ func newTestAttachment(t *testing.T, entries, internal []string) (*Attachment, *
 		t.Fatal(err)
 	}
 	log := &denialLog{}
-	a, err := newAttachment(g, AttachOptions{Policy: p, Internal: internal, OnDeny: log.add})
+	a, err := openNetns(g, NetnsOptions{Policy: p, Internal: internal, OnDeny: log.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +91,9 @@ func TestDNSAnswer(t *testing.T) {
 		{name: "reverse other", qname: "8.8.8.8.in-addr.arpa.", qtype: dns.TypePTR, want: want{rcode: dns.RcodeNameError, denial: &Denial{Proto: "dns", Name: "8.8.8.8.in-addr.arpa", Reason: ReasonNameNotAllowed}}},
 		{name: "chaos class", qname: "version.bind.", qtype: dns.TypeTXT, want: want{rcode: dns.RcodeRefused, denial: &Denial{Proto: "dns", Name: "version.bind", Reason: ReasonNameNotAllowed}}},
 	}
-	// One attachment for the table: addresses are handed out in order and
+	// One namespace for the table: addresses are handed out in order and
 	// stay stable, which the cases above rely on.
-	a, log := newTestAttachment(t, []string{"api.allowed.test", "*.wild.test", "ice-kernel"}, []string{"llm.cortex.internal"})
+	a, log := newTestNetns(t, []string{"api.allowed.test", "*.wild.test", "ice-kernel"}, []string{"llm.cortex.internal"})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			req := new(dns.Msg)
@@ -147,7 +147,7 @@ func TestDNSAnswer(t *testing.T) {
 }
 
 func TestDNSMalformed(t *testing.T) {
-	a, log := newTestAttachment(t, []string{"api.allowed.test"}, nil)
+	a, log := newTestNetns(t, []string{"api.allowed.test"}, nil)
 	if out := a.handleDNS([]byte{1, 2, 3}); out != nil {
 		t.Errorf("answered a 3-byte packet: %x", out)
 	}
@@ -190,7 +190,7 @@ func FuzzHandleDNS(f *testing.F) {
 		f.Add(pkt)
 	}
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		a, _ := newTestAttachment(t, []string{"api.allowed.test", "*.wild.test"}, nil)
+		a, _ := newTestNetns(t, []string{"api.allowed.test", "*.wild.test"}, nil)
 		out := a.handleDNS(pkt)
 		if out == nil {
 			return

@@ -1,11 +1,11 @@
 // Package egress owns the egress gateway: the only way an agent's traffic
 // leaves its network namespace. For each agent the daemon calls
-// Gateway.Attach with the agent's netns; the gateway then serves, inside that
+// Gateway.ServeNetns with the agent's netns; the gateway then serves, inside that
 // namespace (sockets opened from a thread that entered it), three things:
 //
 //   - a DNS resolver on 127.0.0.1:53 (udp and tcp) that answers A queries for
 //     allowed names with a synthetic address from 198.18.0.0/15 (RFC 2544),
-//     per attachment, that the gateway maps back to the name. It never asks
+//     per namespace, that the gateway maps back to the name. It never asks
 //     any upstream at DNS time, so queries for unlisted names (DNS tunnelling)
 //     reach nobody. AAAA and every other type for an allowed name get an empty
 //     NOERROR answer, so clients use IPv4. A name that is not allowed gets
@@ -23,12 +23,12 @@
 //     never dial, dials from the daemon's (host) namespace and splices bytes
 //     both ways with half-close.
 //   - an HTTP proxy on 127.0.0.1:3128 (HTTP_PROXY/HTTPS_PROXY, see
-//     Attachment.Env) that enforces the same policy: CONNECT host:port is
+//     Netns.Env) that enforces the same policy: CONNECT host:port is
 //     checked and so is the SNI or Host inside the tunnel; absolute-URI
 //     requests are checked by host and forwarded.
 //
 // Everything else is refused fast and reported once through
-// AttachOptions.OnDeny: unlisted names (NXDOMAIN), literal addresses and
+// NetnsOptions.OnDeny: unlisted names (NXDOMAIN), literal addresses and
 // ports not granted (TCP reset), UDP other than DNS to the resolver and any
 // other IP protocol (the nftables rule rejects the packet, so the sender gets
 // EPERM or ECONNREFUSED at once, and logs it to NFLOG, which the gateway
@@ -56,9 +56,9 @@
 // check), not on later keep-alive requests, HTTP/2 streams or an ECH inner
 // hello. The destination is always the allowed name's own addresses, so
 // these can reach only other virtual hosts of a server the agent may
-// already reach. Synthetic mappings live as long as the attachment; keep
-// Attachment.Mappings across a daemon restart and pass them back as
-// AttachOptions.Restore.
+// already reach. Synthetic mappings live as long as the namespace; keep
+// Netns.Mappings across a daemon restart and pass them back as
+// NetnsOptions.Restore.
 //
 // This package must not create or destroy agent namespaces (the sandbox
 // does; Probe makes a throwaway one), must not read the daemon config file

@@ -59,13 +59,13 @@ var upstreamRecords = map[string]string{
 	"api.allowed.test":    "93.184.216.34", // pinned: must never be asked
 }
 
-// testEnv is one agent namespace with a gateway attached, host-side test
+// testEnv is one agent namespace served by a gateway, host-side test
 // servers and a fake upstream resolver.
 type testEnv struct {
 	t        testing.TB
 	ns       *egresstest.Netns
 	g        *Gateway
-	a        *Attachment
+	a        *Netns
 	denials  *denialLog
 	upstream *egresstest.DNSServer
 	ca       *egresstest.CA
@@ -82,7 +82,7 @@ type envConfig struct {
 	maxConns int
 	internal []string
 	register map[string]DialFunc
-	noAttach bool
+	noServe  bool
 }
 
 func withInternal(names ...string) envOption {
@@ -104,7 +104,7 @@ func requireKernel(t testing.TB) {
 	kerneltest.Require(t, "egress gateway (netns, nftables nat/redir/reject/log, nflog)", Probe)
 }
 
-// newEnv attaches a gateway with the given network.access to a fresh
+// newEnv serves a gateway with the given network.access to a fresh
 // namespace. {http}, {https} and {banner} in entries are replaced by the
 // host test servers' ports.
 func newEnv(t testing.TB, entries []string, opts ...envOption) *testEnv {
@@ -146,7 +146,7 @@ func newEnv(t testing.TB, entries []string, opts ...envOption) *testEnv {
 	}
 	e.g = g
 	e.ns = egresstest.NewNetns(t)
-	if cfg.noAttach {
+	if cfg.noServe {
 		return e
 	}
 	for i, s := range entries {
@@ -158,9 +158,9 @@ func newEnv(t testing.TB, entries []string, opts ...envOption) *testEnv {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	a, err := g.Attach(ctx, e.ns.FD(), AttachOptions{Policy: p, Internal: cfg.internal, OnDeny: e.denials.add})
+	a, err := g.ServeNetns(ctx, e.ns.FD(), NetnsOptions{Policy: p, Internal: cfg.internal, OnDeny: e.denials.add})
 	if err != nil {
-		t.Fatalf("Attach: %v", err)
+		t.Fatalf("ServeNetns: %v", err)
 	}
 	e.a = a
 	t.Cleanup(func() {

@@ -9,10 +9,10 @@ import (
 	"github.com/cortexrt/cortex/internal/egress"
 )
 
-// How the daemon wires the gateway: one Gateway, one Attachment per agent
+// How the daemon wires the gateway: one Gateway, one Netns per agent
 // namespace, before the agent's first instruction runs. (Not run: it needs
 // root and an agent namespace.)
-func ExampleGateway_Attach() {
+func ExampleGateway_ServeNetns() {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	// From the daemon config's egress.hosts.
 	g, err := egress.New(egress.Config{Hosts: map[string]string{"api.allowed.test": "127.0.0.1"}}, logger)
@@ -40,7 +40,7 @@ func ExampleGateway_Attach() {
 	}
 	defer netns.Close()
 	agentLog := logger.With("agent", "assistant")
-	a, err := g.Attach(context.Background(), int(netns.Fd()), egress.AttachOptions{
+	a, err := g.ServeNetns(context.Background(), int(netns.Fd()), egress.NetnsOptions{
 		Policy:   policy,
 		Internal: []string{"llm.cortex.internal"},
 		Logger:   agentLog,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Addresses the gateway serves inside every agent namespace.
@@ -49,11 +50,11 @@ const (
 	// ReasonProtocol: UDP other than DNS to the resolver, ICMP or another IP
 	// protocol, or HTTP/2 prior knowledge in plaintext.
 	ReasonProtocol Reason = "protocol not allowed"
-	// ReasonTooManyNames: the attachment's synthetic address pool is full.
+	// ReasonTooManyNames: the namespace's synthetic address pool is full.
 	ReasonTooManyNames Reason = "too many names"
 )
 
-// Denial is one refusal, reported once through AttachOptions.OnDeny.
+// Denial is one refusal, reported once through NetnsOptions.OnDeny.
 type Denial struct {
 	Time time.Time
 	// Proto is where it was refused: "dns", "tcp" (transparent path),
@@ -83,7 +84,7 @@ func (d Denial) Attrs() []slog.Attr {
 	return append(attrs, slog.String("reason", string(d.Reason)))
 }
 
-// Counters are an attachment's totals since Attach.
+// Counters are a namespace's totals since ServeNetns.
 type Counters struct {
 	DNSQueries uint64            // queries the resolver answered or refused
 	Allowed    uint64            // streams let through (transparent and proxy)
@@ -106,7 +107,7 @@ type Resolver interface {
 var _ Resolver = (*net.Resolver)(nil)
 
 // DialFunc connects to an in-daemon service behind an internal name. ctx
-// bounds the dial (Config.DialTimeout) and is cancelled when the attachment
+// bounds the dial (Config.DialTimeout) and is cancelled when the namespace
 // closes; the returned conn must outlive it.
 type DialFunc func(ctx context.Context) (net.Conn, error)
 
@@ -121,7 +122,7 @@ type Config struct {
 	Resolver Resolver
 	// DialTimeout bounds resolving and connecting one stream; 0 means 10s.
 	DialTimeout time.Duration
-	// MaxConns bounds the concurrent streams of one attachment; over it new
+	// MaxConns bounds the concurrent streams of one namespace; over it new
 	// connections are reset. 0 means 1024.
 	MaxConns int
 }
@@ -142,9 +143,9 @@ type Gateway struct {
 	headTimeout time.Duration
 	poolSize    int
 
-	mu          sync.RWMutex
-	internal    map[string]DialFunc
-	attachments map[*Attachment]struct{}
+	mu         sync.RWMutex
+	internal   map[string]DialFunc
+	namespaces map[*Netns]struct{}
 }
 
 // New checks cfg and returns a gateway. logger may be nil.
@@ -153,7 +154,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{
-		log:         logger.With("subsystem", "egress"),
+		log:         logger.With(logkey.Subsystem, "egress"),
 		hosts:       map[string]netip.Addr{},
 		resolver:    cfg.Resolver,
 		dialTimeout: cfg.DialTimeout,
@@ -162,7 +163,7 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 		headTimeout: 10 * time.Second,
 		poolSize:    defaultPoolSize,
 		internal:    map[string]DialFunc{},
-		attachments: map[*Attachment]struct{}{},
+		namespaces:  map[*Netns]struct{}{},
 	}
 	if g.resolver == nil {
 		g.resolver = net.DefaultResolver
@@ -193,10 +194,10 @@ func New(cfg Config, logger *slog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
-// RegisterInternal routes name to dial for the agents whose AttachOptions
+// RegisterInternal routes name to dial for the agents whose NetnsOptions
 // list it. The name is never resolved upstream and network.access cannot
 // grant it. Registering a name again replaces its dial function, also for
-// attachments already running.
+// namespaces already running.
 func (g *Gateway) RegisterInternal(name string, dial DialFunc) error {
 	n, err := normalizeName(name)
 	if err != nil {
@@ -219,11 +220,11 @@ func (g *Gateway) internalDial(name string) (DialFunc, bool) {
 	return d, ok
 }
 
-// Close closes every attachment still open.
+// Close closes every namespace still open.
 func (g *Gateway) Close() error {
 	g.mu.Lock()
-	as := make([]*Attachment, 0, len(g.attachments))
-	for a := range g.attachments {
+	as := make([]*Netns, 0, len(g.namespaces))
+	for a := range g.namespaces {
 		as = append(as, a)
 	}
 	g.mu.Unlock()
@@ -236,8 +237,8 @@ func (g *Gateway) Close() error {
 	return errors.Join(errs...)
 }
 
-// AttachOptions are one agent's egress settings.
-type AttachOptions struct {
+// NetnsOptions are one agent's egress settings.
+type NetnsOptions struct {
 	// Policy is the agent's network.access.
 	Policy Policy
 	// Internal lists the internal names enabled for this agent; each must
@@ -246,11 +247,11 @@ type AttachOptions struct {
 	// OnDeny is called once per refusal, from the gateway's goroutines; it
 	// must be safe for concurrent use and return quickly. May be nil.
 	OnDeny func(Denial)
-	// Logger, when set, replaces the gateway's logger for this attachment
+	// Logger, when set, replaces the gateway's logger for this namespace
 	// (e.g. with the agent's attributes).
 	Logger *slog.Logger
-	// Restore carries name-to-address mappings from an earlier attachment
-	// of the same agent (Attachment.Mappings, kept across a daemon
+	// Restore carries name-to-address mappings from an earlier Netns
+	// of the same agent (Netns.Mappings, kept across a daemon
 	// restart), so addresses the agent cached keep their meaning.
 	Restore map[string]netip.Addr
 }

@@ -61,7 +61,7 @@ func TestTransparentGoClient(t *testing.T) {
 
 // TestAgentRuntimes runs real Python (urllib) and Node (global fetch)
 // clients inside the namespace, over the transparent path and, for Python,
-// through the HTTP proxy from Attachment.Env.
+// through the HTTP proxy from Netns.Env.
 func TestAgentRuntimes(t *testing.T) {
 	requireKernel(t)
 	python, node := runtimestest.Python(t).Path, runtimestest.Node(t).Path
@@ -737,10 +737,10 @@ func TestInternalNames(t *testing.T) {
 		}
 	})
 	t.Run("unregistered", func(t *testing.T) {
-		e := newEnv(t, nil, func(c *envConfig) { c.noAttach = true })
-		_, err := e.g.Attach(context.Background(), e.ns.FD(), AttachOptions{Internal: []string{"nope.cortex.internal"}})
+		e := newEnv(t, nil, func(c *envConfig) { c.noServe = true })
+		_, err := e.g.ServeNetns(context.Background(), e.ns.FD(), NetnsOptions{Internal: []string{"nope.cortex.internal"}})
 		if !errdefs.IsInvalidArgument(err) {
-			t.Errorf("Attach with an unregistered internal name: %v, want invalid argument", err)
+			t.Errorf("ServeNetns with an unregistered internal name: %v, want invalid argument", err)
 		}
 	})
 }
@@ -848,15 +848,15 @@ func TestReattach(t *testing.T) {
 	e := newEnv(t, []string{"api.allowed.test"})
 	ip := e.mustLookup("api.allowed.test")
 	p, _ := ParsePolicy([]string{"api.allowed.test"})
-	if _, err := e.g.Attach(context.Background(), e.ns.FD(), AttachOptions{Policy: p}); !errdefs.IsAlreadyExists(err) {
-		t.Fatalf("second Attach while the first is open: %v, want already exists", err)
+	if _, err := e.g.ServeNetns(context.Background(), e.ns.FD(), NetnsOptions{Policy: p}); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("second ServeNetns while the first is open: %v, want already exists", err)
 	}
 	saved := e.a.Mappings()
 	if err := e.a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// As after a daemon restart: a new attachment, the old mappings.
-	a2, err := e.g.Attach(context.Background(), e.ns.FD(), AttachOptions{Policy: p, Restore: saved, OnDeny: e.denials.add})
+	// As after a daemon restart: a new namespace, the old mappings.
+	a2, err := e.g.ServeNetns(context.Background(), e.ns.FD(), NetnsOptions{Policy: p, Restore: saved, OnDeny: e.denials.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -868,7 +868,7 @@ func TestReattach(t *testing.T) {
 	defer c.Close()
 	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: api.allowed.test\r\nConnection: close\r\n\r\n")
 	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("cached address after re-attach: %v %v", resp, err)
+		t.Fatalf("cached address after serving again: %v %v", resp, err)
 	}
 	if diff := cmp.Diff(saved, a2.Mappings(), cmpopts.EquateComparable(netip.Addr{})); diff != "" {
 		t.Errorf("mappings (-saved +now):\n%s", diff)

@@ -8,12 +8,13 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // nflogGroup is the NFLOG group the reject rule logs to. Groups are per
-// network namespace, so every attachment can use the same one.
+// network namespace, so every namespace can use the same one.
 const nflogGroup = 7
 
 // From linux/netfilter/nfnetlink_log.h (not in x/sys).
@@ -71,7 +72,7 @@ func (n *nflogConn) Close() error { return n.c.Close() }
 
 // serveNFLog reports each logged packet as a denial until the socket is
 // closed.
-func (a *Attachment) serveNFLog(n *nflogConn) {
+func (a *Netns) serveNFLog(n *nflogConn) {
 	for {
 		msgs, err := n.c.Receive()
 		if err != nil {
@@ -82,7 +83,7 @@ func (a *Attachment) serveNFLog(n *nflogConn) {
 				a.dropped.Add(1) // at least one; the kernel does not say how many
 				continue
 			}
-			a.log.Warn("egress nflog receive", "err", err)
+			a.log.Warn("egress nflog receive", logkey.Err, err)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}

@@ -9,12 +9,12 @@ import (
 // benchmarking space, never routed on the internet).
 var SyntheticPrefix = netip.MustParsePrefix("198.18.0.0/15")
 
-// defaultPoolSize caps the names one attachment can map. A wildcard grant
+// defaultPoolSize caps the names one namespace can map. A wildcard grant
 // lets an agent ask for unboundedly many names; past the cap it gets
 // SERVFAIL rather than growing the daemon's memory.
 const defaultPoolSize = 65536
 
-// pool maps names to synthetic addresses and back, for one attachment.
+// pool maps names to synthetic addresses and back, for one namespace.
 // Addresses ending in .0 or .255 are skipped; some software mistreats them.
 type pool struct {
 	mu     sync.Mutex
@@ -62,7 +62,7 @@ func (p *pool) assign(name string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// restore installs a mapping carried over from an earlier attachment (a
+// restore installs a mapping carried over from an earlier Netns (a
 // daemon restart), so addresses the agent has cached keep their meaning.
 // Mappings outside the prefix or clashing with one already present are
 // ignored.

@@ -11,9 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Probe reports whether the host supports what Attach needs: network
+// Probe reports whether the host supports what ServeNetns needs: network
 // namespaces, netlink route changes, nftables nat/redir/reject/log in a
-// namespace and NFLOG. It attaches a gateway with an empty policy to a
+// namespace and NFLOG. It serves a gateway with an empty policy to a
 // throwaway namespace (the one place this package creates one) and tears it
 // down. For doctor and for refusing to start agents when it fails.
 func Probe() error {
@@ -32,7 +32,7 @@ func Probe() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a, err := g.Attach(ctx, fd, AttachOptions{})
+	a, err := g.ServeNetns(ctx, fd, NetnsOptions{})
 	if err != nil {
 		return fmt.Errorf("egress probe: %w", err)
 	}

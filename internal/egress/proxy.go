@@ -23,7 +23,7 @@ const (
 
 // handleProxy serves one HTTP proxy client: CONNECT tunnels and
 // absolute-form plain HTTP requests, keep-alive included.
-func (a *Attachment) handleProxy(ctx context.Context, c net.Conn) {
+func (a *Netns) handleProxy(ctx context.Context, c net.Conn) {
 	br := bufio.NewReaderSize(c, 16<<10)
 	for first := true; ; first = false {
 		wait := proxyIdle
@@ -55,7 +55,7 @@ func (a *Attachment) handleProxy(ctx context.Context, c net.Conn) {
 // proxyTarget checks the host and port a proxy request names and returns
 // its route; it answers the client and records the denial itself when it
 // refuses.
-func (a *Attachment) proxyTarget(c net.Conn, host, port string) (route, Denial, bool) {
+func (a *Netns) proxyTarget(c net.Conn, host, port string) (route, Denial, bool) {
 	d := Denial{Proto: "proxy", Name: host}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 {
@@ -92,7 +92,7 @@ func (a *Attachment) proxyTarget(c net.Conn, host, port string) (route, Denial, 
 
 // proxyResolve resolves rt before the proxy answers, so refusals and
 // failures become 403 and 502 responses.
-func (a *Attachment) proxyResolve(ctx context.Context, c net.Conn, rt *route, d Denial) bool {
+func (a *Netns) proxyResolve(ctx context.Context, c net.Conn, rt *route, d Denial) bool {
 	reason, blocked, err := a.resolve(ctx, rt)
 	switch {
 	case reason != "":
@@ -110,7 +110,7 @@ func (a *Attachment) proxyResolve(ctx context.Context, c net.Conn, rt *route, d 
 
 // proxyConnect serves a CONNECT: policy, resolution, 200, then the tunnel
 // is relayed like a transparent stream, SNI or Host checked.
-func (a *Attachment) proxyConnect(ctx context.Context, c net.Conn, br *bufio.Reader, req *http.Request) {
+func (a *Netns) proxyConnect(ctx context.Context, c net.Conn, br *bufio.Reader, req *http.Request) {
 	host, port, err := net.SplitHostPort(req.RequestURI)
 	if err != nil {
 		a.deny(Denial{Proto: "proxy", Name: req.RequestURI}, ReasonMalformed)
@@ -134,7 +134,7 @@ var hopHeaders = []string{"Proxy-Connection", "Proxy-Authorization", "Proxy-Auth
 // connection (never a reused one, so a server closing an idle connection
 // cannot turn into a spurious 502). The client's connection stays open for
 // its next request when the response allows it. It returns whether it may.
-func (a *Attachment) proxyForward(ctx context.Context, c net.Conn, br *bufio.Reader, req *http.Request) bool {
+func (a *Netns) proxyForward(ctx context.Context, c net.Conn, br *bufio.Reader, req *http.Request) bool {
 	if !req.URL.IsAbs() || !strings.EqualFold(req.URL.Scheme, "http") || req.URL.Host == "" {
 		a.deny(Denial{Proto: "proxy", Name: req.Host}, ReasonMalformed)
 		proxyError(c, http.StatusBadRequest, "this is an egress proxy: send absolute http:// URIs or CONNECT")
@@ -233,7 +233,7 @@ func (a *Attachment) proxyForward(ctx context.Context, c net.Conn, br *bufio.Rea
 
 // spliceUpgraded copies both ways after a 101 response until both ends
 // finish.
-func (a *Attachment) spliceUpgraded(c net.Conn, br *bufio.Reader, up net.Conn, upBR *bufio.Reader) {
+func (a *Netns) spliceUpgraded(c net.Conn, br *bufio.Reader, up net.Conn, upBR *bufio.Reader) {
 	done := make(chan struct{})
 	a.goServe(func() {
 		defer close(done)

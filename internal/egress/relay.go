@@ -10,13 +10,15 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // resolve fills rt.addrs for a non-internal route: the Config.Hosts pin, or
 // the resolver's answers minus every address the gateway must not dial.
 // A non-empty reason is a refusal (all answers blocked); err is a failure
 // to resolve.
-func (a *Attachment) resolve(ctx context.Context, rt *route) (Reason, netip.Addr, error) {
+func (a *Netns) resolve(ctx context.Context, rt *route) (Reason, netip.Addr, error) {
 	if rt.dial != nil || len(rt.addrs) > 0 {
 		return "", netip.Addr{}, nil
 	}
@@ -54,7 +56,7 @@ func (a *Attachment) resolve(ctx context.Context, rt *route) (Reason, netip.Addr
 // dial function, or each vetted address in turn. Unless the route is pinned
 // by Config.Hosts, the address the socket actually connects to is checked
 // again just before connect.
-func (a *Attachment) dial(ctx context.Context, rt route) (net.Conn, error) {
+func (a *Netns) dial(ctx context.Context, rt route) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.g.dialTimeout)
 	defer cancel()
 	if rt.dial != nil {
@@ -91,7 +93,7 @@ func (a *Attachment) dial(ctx context.Context, rt route) (net.Conn, error) {
 // client's first bytes (r reads c, possibly through a buffer) and checks
 // them against the name, resolves, dials and splices. Refusals reset c.
 // The caller owns c (it is tracked) and closes it after relay returns.
-func (a *Attachment) relay(ctx context.Context, c net.Conn, r io.Reader, rt route, d Denial) {
+func (a *Netns) relay(ctx context.Context, c net.Conn, r io.Reader, rt route, d Denial) {
 	hr := headReader{conn: c, r: r, firstWait: a.g.firstWait, complete: a.g.headTimeout}
 	head, ins, idle, err := hr.read()
 	if err != nil {
@@ -115,14 +117,14 @@ func (a *Attachment) relay(ctx context.Context, c net.Conn, r io.Reader, rt rout
 		return
 	} else if err != nil {
 		a.dialErrors.Add(1)
-		a.log.Debug("egress resolve", "name", rt.name, "err", err)
+		a.log.Debug("egress resolve", "name", rt.name, logkey.Err, err)
 		reset(c)
 		return
 	}
 	up, err := a.dial(ctx, rt)
 	if err != nil {
 		a.dialErrors.Add(1)
-		a.log.Debug("egress dial", "name", rt.name, "port", rt.port, "err", err)
+		a.log.Debug("egress dial", "name", rt.name, "port", rt.port, logkey.Err, err)
 		reset(c)
 		return
 	}

@@ -43,7 +43,7 @@ func TestServeProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := g.ServeProxy(context.Background(), l, AttachOptions{Policy: pol, OnDeny: func(d Denial) { mu.Lock(); denied = append(denied, d); mu.Unlock() }})
+	a, err := g.ServeProxy(context.Background(), l, NetnsOptions{Policy: pol, OnDeny: func(d Denial) { mu.Lock(); denied = append(denied, d); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,18 +5,20 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // serveAccept accepts on l until it is closed and hands each connection to
-// handle on a goroutine owned by the attachment, within MaxConns.
-func (a *Attachment) serveAccept(ctx context.Context, l net.Listener, handle func(context.Context, net.Conn)) {
+// handle on a goroutine owned by the namespace, within MaxConns.
+func (a *Netns) serveAccept(ctx context.Context, l net.Listener, handle func(context.Context, net.Conn)) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || a.isClosed() {
 				return
 			}
-			a.log.Warn("egress accept", "addr", l.Addr().String(), "err", err)
+			a.log.Warn("egress accept", "addr", l.Addr().String(), logkey.Err, err)
 			select {
 			case <-ctx.Done():
 				return
@@ -42,14 +44,14 @@ func (a *Attachment) serveAccept(ctx context.Context, l net.Listener, handle fun
 
 // handleTransparent serves one connection the nftables rules redirected:
 // it recovers the original destination, maps it back to a name and relays.
-func (a *Attachment) handleTransparent(ctx context.Context, c net.Conn) {
+func (a *Netns) handleTransparent(ctx context.Context, c net.Conn) {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return
 	}
 	dst, err := originalDst(tc)
 	if err != nil {
-		a.log.Warn("egress original destination", "err", err)
+		a.log.Warn("egress original destination", logkey.Err, err)
 		reset(c)
 		return
 	}

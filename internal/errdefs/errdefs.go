@@ -126,27 +126,6 @@ func HTTPStatus(c Category) int {
 	return http.StatusInternalServerError
 }
 
-// FromHTTPStatus is the inverse of HTTPStatus, used by the API client.
-func FromHTTPStatus(code int) Category {
-	switch code {
-	case http.StatusNotFound:
-		return NotFound
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return InvalidArgument
-	case http.StatusConflict:
-		return AlreadyExists
-	case http.StatusPreconditionFailed:
-		return FailedPrecondition
-	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-		return Unavailable
-	case http.StatusForbidden, http.StatusUnauthorized:
-		return PermissionDenied
-	case http.StatusNotImplemented:
-		return Unsupported
-	}
-	return Internal
-}
-
 // Exit codes of the CLI: 0 success, 1 runtime error, 2 invalid input.
 const (
 	ExitOK      = 0

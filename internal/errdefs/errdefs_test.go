@@ -21,11 +21,16 @@ func TestCategoryThroughWrapping(t *testing.T) {
 	}
 }
 
-func TestHTTPRoundTrip(t *testing.T) {
-	for _, c := range []Category{NotFound, InvalidArgument, AlreadyExists, FailedPrecondition, Unavailable, PermissionDenied, Unsupported} {
-		if got := FromHTTPStatus(HTTPStatus(c)); got != c {
-			t.Errorf("%s -> %d -> %s", c, HTTPStatus(c), got)
+// TestHTTPStatus checks that each category has its own status (the API
+// body names the category; the status is for HTTP tools).
+func TestHTTPStatus(t *testing.T) {
+	seen := map[int]Category{}
+	for _, c := range []Category{NotFound, InvalidArgument, AlreadyExists, FailedPrecondition, Unavailable, PermissionDenied, Unsupported, Internal} {
+		s := HTTPStatus(c)
+		if other, dup := seen[s]; dup {
+			t.Errorf("%s and %s both map to %d", c, other, s)
 		}
+		seen[s] = c
 	}
 	if HTTPStatus(Internal) != http.StatusInternalServerError {
 		t.Error("internal must be 500")

@@ -210,10 +210,7 @@ func statusErr(c *Cluster, op string, o Object, resp *http.Response, body []byte
 	if len(msg) > 600 { // immutable-field errors quote the whole Go object
 		msg = msg[:300] + " ... " + msg[len(msg)-200:]
 	}
-	cat := errdefs.FromHTTPStatus(resp.StatusCode)
-	if resp.StatusCode == http.StatusUnprocessableEntity {
-		cat = errdefs.InvalidArgument
-	}
+	cat := categoryOf(resp.StatusCode)
 	e := errdefs.New(cat, "%s %s %s/%s on %s: %s (%s)", op, o.GVK().Kind, o.Meta().Namespace, o.Meta().Name, c.Context, msg, resp.Status)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
@@ -222,4 +219,26 @@ func statusErr(c *Cluster, op string, o Object, resp *http.Response, body []byte
 		return errdefs.WithHint(e, "the context's user lacks permission; kubectl --context "+c.Context+" auth can-i patch "+o.GVK().Resource)
 	}
 	return e
+}
+
+// categoryOf maps a Kubernetes API server's status (which speaks no
+// Cortex error body) to an error category.
+func categoryOf(code int) errdefs.Category {
+	switch code {
+	case http.StatusNotFound:
+		return errdefs.NotFound
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return errdefs.InvalidArgument
+	case http.StatusConflict:
+		return errdefs.AlreadyExists
+	case http.StatusPreconditionFailed:
+		return errdefs.FailedPrecondition
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		return errdefs.Unavailable
+	case http.StatusForbidden, http.StatusUnauthorized:
+		return errdefs.PermissionDenied
+	case http.StatusNotImplemented:
+		return errdefs.Unsupported
+	}
+	return errdefs.Internal
 }

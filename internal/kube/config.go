@@ -116,7 +116,7 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 		return nil, err
 	}
 	c.root = root
-	errs := strictyaml.DecodeNode(root, "", c)
+	errs := strictyaml.DecodeNode(root, "", c, strictyaml.Options{})
 	for _, e := range errs {
 		e.File = source
 	}

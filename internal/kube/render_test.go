@@ -13,7 +13,6 @@ import (
 
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
-	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/manifest"
 )
 
@@ -53,7 +52,7 @@ func input(t *testing.T, manifestPath string, has ...string) Input {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lc, err := llm.ParseConfig(bytes.NewReader(data))
+		lc, err := config.ParseLLM(data, cfg.LLMConfig)
 		if err != nil {
 			t.Fatal(err)
 		}

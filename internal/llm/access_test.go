@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -181,7 +183,7 @@ func TestUsagePersisted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byModel := map[string]UsageRow{}
+	byModel := map[string]api.LLMUsageRow{}
 	for _, r := range rep.Rows {
 		byModel[r.Model] = r
 	}
@@ -213,7 +215,7 @@ func TestUsagePersisted(t *testing.T) {
 // No provider key ever reaches an agent: not in answers (even when an
 // upstream echoes the key in an error), not in Env, not in the logs.
 func TestProviderKeysNeverLeak(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Routing.Retries = 1 })
+	e := newEnv(t, func(c *config.LLM) { c.Routing.Retries = 1 })
 	tok := e.register("p", "a", "oa", "an", "gm", "fb")
 	echo := func(status int) llmtest.Reply {
 		return llmtest.Reply{Status: status, ErrorMessage: "bad request with key {key} inside"}
@@ -234,7 +236,7 @@ func TestProviderKeysNeverLeak(t *testing.T) {
 	}
 	// A provider with a wrong key: the upstream's 401 message echoes what
 	// it got.
-	bad := newEnv(t, func(c *Config) {
+	bad := newEnv(t, func(c *config.LLM) {
 		c.Providers[0].APIKeyFile = writeKey(t, t.TempDir(), "wrong", "sk-wrong-KEY-zzz", 0o600)
 	})
 	btok := bad.register("p", "a", "oa")
@@ -289,25 +291,25 @@ func TestKeySources(t *testing.T) {
 	dir := t.TempDir()
 	cases := []struct {
 		name    string
-		pc      ProviderConfig
+		pc      config.LLMProvider
 		env     map[string]string
 		wantErr string
 		wantCat errdefs.Category
 	}{
-		{"0600 file", ProviderConfig{Name: "x", APIKeyFile: writeKey(t, dir, "ok", "k1", 0o600)}, nil, "", ""},
-		{"0400 file", ProviderConfig{Name: "x", APIKeyFile: writeKey(t, dir, "ro", "k1", 0o400)}, nil, "", ""},
-		{"0644 file", ProviderConfig{Name: "x", APIKeyFile: writeKey(t, dir, "world", "k1", 0o644)}, nil, "mode 0644", errdefs.PermissionDenied},
-		{"0640 file", ProviderConfig{Name: "x", APIKeyFile: writeKey(t, dir, "group", "k1", 0o640)}, nil, "group or others", errdefs.PermissionDenied},
-		{"missing file", ProviderConfig{Name: "x", APIKeyFile: filepath.Join(dir, "nope")}, nil, "key file", errdefs.FailedPrecondition},
-		{"empty file", ProviderConfig{Name: "x", APIKeyFile: writeKey(t, dir, "empty", "", 0o600)}, nil, "empty", errdefs.FailedPrecondition},
-		{"env", ProviderConfig{Name: "x", APIKeyEnv: "K"}, map[string]string{"K": "k2"}, "", ""},
-		{"env unset", ProviderConfig{Name: "x", APIKeyEnv: "K"}, nil, "K is empty or unset", errdefs.FailedPrecondition},
+		{"0600 file", config.LLMProvider{Name: "x", APIKeyFile: writeKey(t, dir, "ok", "k1", 0o600)}, nil, "", ""},
+		{"0400 file", config.LLMProvider{Name: "x", APIKeyFile: writeKey(t, dir, "ro", "k1", 0o400)}, nil, "", ""},
+		{"0644 file", config.LLMProvider{Name: "x", APIKeyFile: writeKey(t, dir, "world", "k1", 0o644)}, nil, "mode 0644", errdefs.PermissionDenied},
+		{"0640 file", config.LLMProvider{Name: "x", APIKeyFile: writeKey(t, dir, "group", "k1", 0o640)}, nil, "group or others", errdefs.PermissionDenied},
+		{"missing file", config.LLMProvider{Name: "x", APIKeyFile: filepath.Join(dir, "nope")}, nil, "key file", errdefs.FailedPrecondition},
+		{"empty file", config.LLMProvider{Name: "x", APIKeyFile: writeKey(t, dir, "empty", "", 0o600)}, nil, "empty", errdefs.FailedPrecondition},
+		{"env", config.LLMProvider{Name: "x", APIKeyEnv: "K"}, map[string]string{"K": "k2"}, "", ""},
+		{"env unset", config.LLMProvider{Name: "x", APIKeyEnv: "K"}, nil, "K is empty or unset", errdefs.FailedPrecondition},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			k, err := loadKey(tc.pc, func(n string) string { return tc.env[n] })
 			if tc.wantErr == "" {
-				if err != nil || k.empty() {
+				if err != nil || k.Empty() {
 					t.Fatalf("err %v", err)
 				}
 				if k.String() != "[redacted]" {
@@ -324,9 +326,9 @@ func TestKeySources(t *testing.T) {
 		})
 	}
 	t.Run("New refuses a world-readable key file", func(t *testing.T) {
-		cfg := DefaultConfig()
-		cfg.Providers = []ProviderConfig{{Name: "openai", Kind: KindOpenAI, APIKeyFile: writeKey(t, dir, "open", "sk-x", 0o644)}}
-		_, err := New(cfg, Dirs{State: t.TempDir(), Cache: t.TempDir()}, nil)
+		cfg := config.DefaultLLM()
+		cfg.Providers = []config.LLMProvider{{Name: "openai", Kind: config.ProviderOpenAI, APIKeyFile: writeKey(t, dir, "open", "sk-x", 0o644)}}
+		_, err := New(cfg, Dirs{State: t.TempDir(), Cache: t.TempDir()}, func(string) string { return "" }, nil)
 		if err == nil || !strings.Contains(err.Error(), "must not be readable") {
 			t.Fatalf("err %v", err)
 		}

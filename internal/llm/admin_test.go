@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 )
 
@@ -42,7 +44,7 @@ func TestAdminHandler(t *testing.T) {
 
 	t.Run("chat", func(t *testing.T) {
 		status, body := post("/v1/llm/chat", `{"alias":"oa","prompt":"ping"}`)
-		var res ChatResult
+		var res api.LLMChatResult
 		if status != 200 || json.Unmarshal(body, &res) != nil {
 			t.Fatalf("%d %s", status, body)
 		}
@@ -67,11 +69,11 @@ func TestAdminHandler(t *testing.T) {
 	})
 	t.Run("usage", func(t *testing.T) {
 		status, body := get("/v1/llm/usage?group=project,agent")
-		var rep UsageReport
+		var rep api.LLMUsageReport
 		if status != 200 || json.Unmarshal(body, &rep) != nil {
 			t.Fatalf("%d %s", status, body)
 		}
-		rows := map[string]UsageRow{}
+		rows := map[string]api.LLMUsageRow{}
 		for _, r := range rep.Rows {
 			rows[r.Project+"/"+r.Agent] = r
 		}
@@ -85,7 +87,7 @@ func TestAdminHandler(t *testing.T) {
 			t.Errorf("total %+v", rep.Total)
 		}
 		status, body = get("/v1/llm/usage?agent=a&group=day,model")
-		rep = UsageReport{}
+		rep = api.LLMUsageReport{}
 		json.Unmarshal(body, &rep)
 		if status != 200 || len(rep.Rows) != 1 || rep.Rows[0].Day != "2030-01-02" || rep.Rows[0].Model != "gpt-4o-mini" || rep.Rows[0].Agent != "" {
 			t.Errorf("filtered: %s", body)
@@ -99,7 +101,7 @@ func TestAdminHandler(t *testing.T) {
 	})
 	t.Run("models", func(t *testing.T) {
 		status, body := get("/v1/llm/models")
-		var rep ModelsReport
+		var rep api.LLMModels
 		if status != 200 || json.Unmarshal(body, &rep) != nil {
 			t.Fatalf("%d %s", status, body)
 		}
@@ -111,7 +113,7 @@ func TestAdminHandler(t *testing.T) {
 			t.Errorf("aliases %v", names)
 		}
 		for _, a := range rep.Aliases {
-			if a.Name == "fb" && (len(a.Targets) != 2 || a.Targets[1].Provider != "anthropic" || a.Targets[0].Price == nil || a.Strategy != StrategyOrdered) {
+			if a.Name == "fb" && (len(a.Targets) != 2 || a.Targets[1].Provider != "anthropic" || a.Targets[0].Price == nil || a.Strategy != config.StrategyOrdered) {
 				t.Errorf("fb %+v", a)
 			}
 		}

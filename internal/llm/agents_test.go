@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/kerneltest"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
@@ -20,9 +21,9 @@ import (
 // environment Env gives a sandboxed agent, its base URLs pointed at the
 // listener instead of llm.cortex.internal.
 func TestRealClients(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
-		c.Aliases["fast"] = Alias{Targets: []Target{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}}}
-		c.Aliases["secret"] = Alias{Targets: []Target{{Provider: "openai", Model: "gpt-4o"}}}
+	e := newEnv(t, func(c *config.LLM) {
+		c.Aliases["fast"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}}}
+		c.Aliases["secret"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "openai", Model: "gpt-4o"}}}
 	})
 	e.anth.SetDefault(llmtest.Reply{Text: "Hello from the fake anthropic.", Usage: llmtest.Usage{Input: 4, Output: 6}})
 	clients := []struct {
@@ -92,10 +93,10 @@ func TestOfficialSDKs(t *testing.T) {
 	if err != nil {
 		t.Skip("node is not installed")
 	}
-	e := newEnv(t, func(c *Config) {
-		c.Aliases["fast"] = Alias{Targets: []Target{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}}}
-		c.Aliases["emb"] = Alias{Targets: []Target{{Provider: "openai", Model: "text-embedding-3-small"}}}
-		c.Aliases["secret"] = Alias{Targets: []Target{{Provider: "openai", Model: "gpt-4o"}}}
+	e := newEnv(t, func(c *config.LLM) {
+		c.Aliases["fast"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}}}
+		c.Aliases["emb"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "openai", Model: "text-embedding-3-small"}}}
+		c.Aliases["secret"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "openai", Model: "gpt-4o"}}}
 	})
 	e.anth.SetDefault(llmtest.Reply{Text: "Sunny.", ToolCalls: []llmtest.ToolCall{{ID: "toolu_1", Name: "get_forecast", Args: `{"city":"Paris"}`}},
 		Usage: llmtest.Usage{Input: 10, Output: 4, CacheRead: 2}})

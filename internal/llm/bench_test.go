@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 )
 
@@ -27,10 +28,10 @@ func BenchmarkStream(b *testing.B) {
 	fake.SetRecord(false)
 	fake.SetDefault(reply)
 	dir := b.TempDir()
-	cfg := DefaultConfig()
+	cfg := config.DefaultLLM()
 	cfg.Cache.Enabled = false
-	cfg.Providers = []ProviderConfig{{Name: "openai", Kind: KindOpenAI, BaseURL: fake.URL, APIKeyEnv: "K"}}
-	cfg.Aliases = map[string]Alias{"fast": {Targets: []Target{{Provider: "openai", Model: "gpt-4o-mini"}}}}
+	cfg.Providers = []config.LLMProvider{{Name: "openai", Kind: config.ProviderOpenAI, BaseURL: fake.URL, APIKeyEnv: "K"}}
+	cfg.Aliases = map[string]config.LLMAlias{"fast": {Targets: []config.LLMTarget{{Provider: "openai", Model: "gpt-4o-mini"}}}}
 	gw, err := newGateway(cfg, Dirs{State: dir}, nil, func(string) string { return keyOpenAI }, time.Now)
 	if err != nil {
 		b.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/llm/canon"
 )
 
 // cacheVersion is part of every key; bump it when the stored form changes.
@@ -21,15 +23,15 @@ const cacheVersion = 1
 // parameters) and the alias's targets. The caller's identity, the stream
 // flag and the wire format it arrived in are not part of it, so a streamed
 // answer serves a plain request and the other way round.
-func cacheKey(rt *route, req *Request) string {
+func cacheKey(rt *route, req *canon.Request) string {
 	k := *req
 	if len(k.Extra) == 0 {
 		k.Family = ""
 	}
 	b, _ := json.Marshal(struct {
-		V       int      `json:"v"`
-		Targets string   `json:"targets"`
-		Req     *Request `json:"req"`
+		V       int            `json:"v"`
+		Targets string         `json:"targets"`
+		Req     *canon.Request `json:"req"`
 	}{cacheVersion, rt.fingerprint, &k})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -58,10 +60,10 @@ type cacheEntry struct {
 }
 
 type cachedAnswer struct {
-	Stored   time.Time `json:"stored"`
-	Alias    string    `json:"alias"`
-	Provider string    `json:"provider"`
-	Response *Response `json:"response"`
+	Stored   time.Time       `json:"stored"`
+	Alias    string          `json:"alias"`
+	Provider string          `json:"provider"`
+	Response *canon.Response `json:"response"`
 }
 
 func openCache(dir string, ttl time.Duration, max int64, now func() time.Time) (*diskCache, error) {

@@ -8,13 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
 )
 
-func withCache(c *Config) {
+func withCache(c *config.LLM) {
 	c.Cache.Enabled = true
-	c.Cache.TTL = Duration(time.Hour)
+	c.Cache.TTL = time.Hour
 }
 
 func TestCacheHit(t *testing.T) {
@@ -70,9 +72,9 @@ func TestCacheHit(t *testing.T) {
 }
 
 func TestCacheBypass(t *testing.T) {
-	e := newEnv(t, withCache, func(c *Config) {
+	e := newEnv(t, withCache, func(c *config.LLM) {
 		off := false
-		c.Aliases["nocache"] = Alias{Targets: []Target{{Provider: "openai", Model: "gpt-4o-mini"}}, Cache: &off}
+		c.Aliases["nocache"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "openai", Model: "gpt-4o-mini"}}, Cache: &off}
 	})
 	tok := e.register("p", "a", "oa", "nocache")
 	cases := []struct {
@@ -153,7 +155,7 @@ func TestDiskCacheSizeCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	ans := func(i int) *cachedAnswer {
-		return &cachedAnswer{Stored: clk.now(), Provider: "p", Response: &Response{ID: fmt.Sprint(i), Parts: []Part{{Type: PartText, Text: strings.Repeat("x", 300)}}}}
+		return &cachedAnswer{Stored: clk.now(), Provider: "p", Response: &canon.Response{ID: fmt.Sprint(i), Parts: []canon.Part{{Type: canon.PartText, Text: strings.Repeat("x", 300)}}}}
 	}
 	key := func(i int) string { return fmt.Sprintf("%064d", i) }
 	for i := 0; i < 10; i++ {

@@ -11,13 +11,19 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
-	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/llm/anthropic"
+	"github.com/cortexrt/cortex/internal/llm/canon"
+	"github.com/cortexrt/cortex/internal/llm/gemini"
+	"github.com/cortexrt/cortex/internal/llm/openai"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/manifest"
 )
 
@@ -33,9 +39,9 @@ type Dirs struct {
 
 // Gateway is the LLM gateway. It is safe for concurrent use; Close stops it.
 type Gateway struct {
-	cfg       Config
+	cfg       config.LLM
 	log       *slog.Logger
-	providers map[string]*provider
+	providers map[string]*canon.Provider
 	routes    map[string]*route
 	cache     *diskCache // nil when the cache is off
 	store     *store
@@ -66,19 +72,20 @@ type agentEntry struct {
 	budget         *manifest.LLMBudget
 }
 
-func (a *agentEntry) granted(alias string) bool { return contains(a.aliases, alias) }
+func (a *agentEntry) granted(alias string) bool { return slices.Contains(a.aliases, alias) }
 
 // flushInterval is how often usage is written to the store.
 const flushInterval = time.Second
 
 // New validates cfg, loads provider keys (refusing a key file readable by
-// group or others), opens the cache and state under dirs, and starts the
-// usage flusher. It does not listen on anything.
-func New(cfg Config, dirs Dirs, logger *slog.Logger) (*Gateway, error) {
-	return newGateway(cfg, dirs, logger, os.Getenv, time.Now)
+// group or others; getenv reads an api_key_env variable), opens the cache
+// and state under dirs, and starts the usage flusher. It does not listen on
+// anything.
+func New(cfg config.LLM, dirs Dirs, getenv func(string) string, logger *slog.Logger) (*Gateway, error) {
+	return newGateway(cfg, dirs, logger, getenv, time.Now)
 }
 
-func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) string, now func() time.Time) (*Gateway, error) {
+func newGateway(cfg config.LLM, dirs Dirs, logger *slog.Logger, getenv func(string) string, now func() time.Time) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, errdefs.Wrap(errdefs.InvalidArgument, err)
 	}
@@ -89,8 +96,8 @@ func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{
-		cfg: cfg, log: logger.With("subsystem", "llm"), now: now, rnd: mrand.Float64,
-		providers: map[string]*provider{}, routes: map[string]*route{},
+		cfg: cfg, log: logger.With(logkey.Subsystem, "llm"), now: now, rnd: mrand.Float64,
+		providers: map[string]*canon.Provider{}, routes: map[string]*route{},
 		byToken: map[[32]byte]*agentEntry{}, byName: map[[2]string]*agentEntry{},
 		closed: make(chan struct{}),
 	}
@@ -111,28 +118,32 @@ func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) 
 		if err != nil {
 			return nil, err
 		}
-		if !key.empty() {
-			secrets = append(secrets, key.reveal(), "[redacted]")
+		if !key.Empty() {
+			secrets = append(secrets, key.Reveal(), "[redacted]")
 		}
 		base := strings.TrimRight(pc.BaseURL, "/")
 		if base == "" {
-			base = DefaultBaseURL(pc.Kind)
+			base = config.DefaultBaseURL(pc.Kind)
 		}
-		g.providers[pc.Name] = &provider{name: pc.Name, kind: pc.Kind, baseURL: base, key: key, headers: pc.Headers, client: client}
+		g.providers[pc.Name] = &canon.Provider{Name: pc.Name, Kind: pc.Kind, BaseURL: base, Key: key, Headers: pc.Headers, Client: client}
 	}
 	g.scrubber = strings.NewReplacer(secrets...)
-	conns := map[string]Connector{}
+	conns := map[string]canon.Connector{}
 	for name, p := range g.providers {
-		switch p.kind {
-		case KindOpenAI:
-			conns[name] = &openaiConnector{p: p}
-		case KindOpenAICompatible:
-			conns[name] = &openaiConnector{p: p, compatible: true}
-		case KindAnthropic:
-			conns[name] = &anthropicConnector{p: p, maxTokens: cfg.Defaults.MaxTokens}
-		case KindGemini:
-			conns[name] = &geminiConnector{p: p}
+		switch p.Kind {
+		case config.ProviderOpenAI:
+			conns[name] = openai.New(p, false)
+		case config.ProviderOpenAICompatible:
+			conns[name] = openai.New(p, true)
+		case config.ProviderAnthropic:
+			conns[name] = anthropic.New(p, cfg.Defaults.MaxTokens)
+		case config.ProviderGemini:
+			conns[name] = gemini.New(p)
 		}
+	}
+	provCfg := map[string]config.LLMProvider{}
+	for _, pc := range cfg.Providers {
+		provCfg[pc.Name] = pc
 	}
 	healths := map[string]*health{}
 	for name, a := range cfg.Aliases {
@@ -143,27 +154,26 @@ func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) 
 		var fp []string
 		for _, tc := range a.Targets {
 			p := g.providers[tc.Provider]
-			pc, _ := cfg.provider(tc.Provider)
-			timeout := cfg.Routing.Timeout.D()
-			if pc.Timeout > 0 {
-				timeout = pc.Timeout.D()
+			timeout := cfg.Routing.Timeout
+			if pt := provCfg[tc.Provider].Timeout; pt > 0 {
+				timeout = pt
 			}
 			if tc.Timeout > 0 {
-				timeout = tc.Timeout.D()
+				timeout = tc.Timeout
 			}
 			hk := tc.Provider + "/" + tc.Model
 			if healths[hk] == nil {
 				healths[hk] = &health{}
 			}
-			price, priced := priceFor(cfg.Prices, p.kind, tc.Model, tc.Price)
+			price, priced := priceFor(cfg.Prices, p.Kind, tc.Model, tc.Price)
 			rt.targets = append(rt.targets, &target{prov: p, conn: conns[tc.Provider], model: tc.Model, weight: tc.Weight, timeout: timeout, price: price, priced: priced, health: healths[hk]})
 			if tc.Weight > 0 && rt.strategy == "" {
-				rt.strategy = StrategyWeighted
+				rt.strategy = config.StrategyWeighted
 			}
 			fp = append(fp, hk)
 		}
 		if rt.strategy == "" {
-			rt.strategy = StrategyOrdered
+			rt.strategy = config.StrategyOrdered
 		}
 		rt.fingerprint = strings.Join(fp, ",")
 		g.routes[name] = rt
@@ -173,8 +183,7 @@ func newGateway(cfg Config, dirs Dirs, logger *slog.Logger, getenv func(string) 
 		if dirs.Cache == "" {
 			return nil, errdefs.New(errdefs.InvalidArgument, "llm gateway: cache enabled but no cache dir")
 		}
-		max, _ := cfg.cacheMaxBytes()
-		if g.cache, err = openCache(dirs.Cache, cfg.Cache.TTL.D(), max, now); err != nil {
+		if g.cache, err = openCache(dirs.Cache, cfg.Cache.TTL, int64(cfg.Cache.MaxSize), now); err != nil {
 			return nil, err
 		}
 	}
@@ -223,7 +232,7 @@ func (g *Gateway) flusher(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := g.meter.flush(ctx); err != nil && ctx.Err() == nil {
-				g.log.Error("llm usage flush", "error", err)
+				g.log.Error("llm usage flush", logkey.Err, err)
 			}
 		}
 	}
@@ -325,7 +334,7 @@ func (g *Gateway) UnregisterAgent(project, agent string) {
 	g.mu.Unlock()
 	g.meter.forget(project, agent)
 	if err := g.store.deleteAgent(project, agent); err != nil {
-		g.log.Error("llm unregister agent", "project", project, "agent", agent, "error", err)
+		g.log.Error("llm unregister agent", logkey.Project, project, logkey.Agent, agent, logkey.Err, err)
 	}
 }
 

@@ -9,9 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/llm/anthropic"
+	"github.com/cortexrt/cortex/internal/llm/canon"
+	"github.com/cortexrt/cortex/internal/llm/openai"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Response headers the gateway adds to every answer.
@@ -49,9 +55,9 @@ func (g *Gateway) AgentHandler() http.Handler { return http.HandlerFunc(g.serveA
 func (g *Gateway) serveAgent(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	path := strings.TrimSuffix(r.URL.Path, "/")
-	fam := FamilyOpenAI
+	fam := canon.FamilyOpenAI
 	if path == "/v1/messages" || (strings.HasPrefix(path, "/v1/models") && r.Header.Get("anthropic-version") != "") {
-		fam = FamilyAnthropic
+		fam = canon.FamilyAnthropic
 	}
 	a, msg := g.authenticate(r)
 	if a == nil {
@@ -103,7 +109,7 @@ func (g *Gateway) authenticate(r *http.Request) (*agentEntry, string) {
 		return nil, "invalid API key: not the token of a running Cortex agent"
 	}
 	if caller, ok := callerOf(r.Context()); ok && caller != [2]string{e.project, e.agent} {
-		g.log.Warn("llm token used by another agent", "project", caller[0], "agent", caller[1], "token_of", e.project+"/"+e.agent)
+		g.log.Warn("llm token used by another agent", logkey.Project, caller[0], logkey.Agent, caller[1], "token_of", e.project+"/"+e.agent)
 		return nil, "invalid API key: this token belongs to another agent"
 	}
 	return e, ""
@@ -142,11 +148,11 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request, a *agentEntr
 		writeAPIError(w, fam, http.StatusRequestEntityTooLarge, "request body too large or unreadable: "+err.Error(), 0)
 		return
 	}
-	var req *Request
-	if fam == FamilyAnthropic {
-		req, err = parseAnthropic(body, r.Header)
+	var req *canon.Request
+	if fam == canon.FamilyAnthropic {
+		req, err = anthropic.Parse(body, r.Header)
 	} else {
-		req, err = parseOpenAIChat(body)
+		req, err = openai.ParseChat(body)
 	}
 	if err != nil {
 		writeAPIError(w, fam, http.StatusBadRequest, err.Error(), 0)
@@ -165,10 +171,10 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request, a *agentEntr
 	}
 	var s sink
 	switch {
-	case req.Stream && fam == FamilyAnthropic:
-		s = &httpStreamSink{w: w, start: start, sw: newAnthropicStream(w)}
+	case req.Stream && fam == canon.FamilyAnthropic:
+		s = &httpStreamSink{w: w, start: start, sw: anthropic.NewStreamWriter(w)}
 	case req.Stream:
-		s = &httpStreamSink{w: w, start: start, sw: newOpenAIStream(w, req.StreamUsage)}
+		s = &httpStreamSink{w: w, start: start, sw: openai.NewStreamWriter(w, req.StreamUsage)}
 	default:
 		s = &httpJSONSink{w: w, start: start, fam: fam}
 	}
@@ -200,7 +206,7 @@ func cacheOptOut(h http.Header) bool {
 type call struct {
 	project, agent string
 	route          *route
-	req            *Request
+	req            *canon.Request
 	noCache        bool
 }
 
@@ -216,7 +222,7 @@ type answerMeta struct {
 // tells that another event follows at once, so a stream may hold its flush.
 type sink interface {
 	begin(m answerMeta) error
-	event(ev Event, more bool) error
+	event(ev canon.Event, more bool) error
 	end(err error) error
 }
 
@@ -235,7 +241,7 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 			if err := s.begin(answerMeta{alias: rt.name, provider: ans.Provider, model: ans.Response.Model, cache: "hit"}); err != nil {
 				return nil
 			}
-			evs := replay(ans.Response)
+			evs := canon.Replay(ans.Response)
 			for i, ev := range evs {
 				if err := s.event(ev, i < len(evs)-1); err != nil {
 					return nil
@@ -253,9 +259,9 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 	}
 	defer o.close()
 	t := o.target
-	acc := &accumulator{}
+	acc := &canon.Accumulator{}
 	var streamErr error
-	clientGone := s.begin(answerMeta{alias: rt.name, provider: t.prov.name, model: t.model, cache: cacheState, attempts: o.attempts, upstream: o.upstream}) != nil
+	clientGone := s.begin(answerMeta{alias: rt.name, provider: t.prov.Name, model: t.model, cache: cacheState, attempts: o.attempts, upstream: o.upstream}) != nil
 	for !clientGone {
 		ev, err := o.next()
 		if err != nil {
@@ -264,22 +270,22 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 			}
 			break
 		}
-		acc.add(ev)
+		acc.Add(ev)
 		clientGone = s.event(ev, o.more()) != nil
 	}
 	if !clientGone {
 		if streamErr != nil {
-			var ue *UpstreamError
+			var ue *canon.UpstreamError
 			if !errors.As(streamErr, &ue) {
-				streamErr = &UpstreamError{Provider: t.prov.name, Message: streamErr.Error()}
+				streamErr = &canon.UpstreamError{Provider: t.prov.Name, Message: streamErr.Error()}
 			}
-			g.log.Warn("llm stream broke after the first token", "alias", rt.name, "target", t.String(), "error", streamErr)
+			g.log.Warn("llm stream broke after the first token", "alias", rt.name, "target", t.String(), logkey.Err, streamErr)
 			_ = s.end(fmt.Errorf("%s", g.scrub(streamErr.Error())))
 		} else {
 			_ = s.end(nil)
 		}
 	}
-	resp := acc.result()
+	resp := acc.Result()
 	resp.Created = g.now().Unix()
 	row := UsageRow{Requests: 1, InputTokens: resp.Usage.InputTokens, OutputTokens: resp.Usage.OutputTokens,
 		CacheReadTokens: resp.Usage.CacheReadTokens, CacheWriteTokens: resp.Usage.CacheWriteTokens, CostUSD: cost(t.price, resp.Usage)}
@@ -287,23 +293,23 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 	if !complete {
 		row.Errors = 1
 	}
-	g.meter.record(usageKey{day, c.project, c.agent, rt.name, t.prov.name, t.model}, row)
+	g.meter.record(usageKey{day, c.project, c.agent, rt.name, t.prov.Name, t.model}, row)
 	if g.log.Enabled(ctx, slog.LevelDebug) {
-		g.log.Debug("llm request", "project", c.project, "agent", c.agent, "alias", rt.name, "target", t.String(),
+		g.log.Debug("llm request", logkey.Project, c.project, logkey.Agent, c.agent, "alias", rt.name, "target", t.String(),
 			"stream", req.Stream, "complete", complete, "attempts", o.attempts, "input_tokens", resp.Usage.InputTokens,
 			"output_tokens", resp.Usage.OutputTokens, "cache", cacheState)
 	}
 	if complete && key != "" && cacheable(resp) {
-		if err := g.cache.put(key, &cachedAnswer{Stored: g.now(), Alias: rt.name, Provider: t.prov.name, Response: resp}); err != nil {
-			g.log.Warn("llm cache store", "error", err)
+		if err := g.cache.put(key, &cachedAnswer{Stored: g.now(), Alias: rt.name, Provider: t.prov.Name, Response: resp}); err != nil {
+			g.log.Warn("llm cache store", logkey.Err, err)
 		}
 	}
 	return nil
 }
 
-func cacheable(r *Response) bool {
+func cacheable(r *canon.Response) bool {
 	switch r.Finish {
-	case FinishStop, FinishLength, FinishToolCalls:
+	case canon.FinishStop, canon.FinishLength, canon.FinishToolCalls:
 		return true
 	}
 	return false
@@ -333,9 +339,9 @@ func setAnswerHeaders(h http.Header, m answerMeta, start time.Time) {
 // streamWriter renders events in one wire format. setHold(true) lets
 // writes accumulate unflushed until the next event without hold or end.
 type streamWriter interface {
-	event(Event) error
-	end(error) error
-	setHold(bool)
+	Event(canon.Event) error
+	End(error) error
+	SetHold(bool)
 }
 
 // httpStreamSink relays events to an HTTP client as they come.
@@ -355,14 +361,14 @@ func (s *httpStreamSink) begin(m answerMeta) error {
 	return nil
 }
 
-func (s *httpStreamSink) event(ev Event, more bool) error {
-	s.sw.setHold(more)
-	return s.sw.event(ev)
+func (s *httpStreamSink) event(ev canon.Event, more bool) error {
+	s.sw.SetHold(more)
+	return s.sw.Event(ev)
 }
 
 func (s *httpStreamSink) end(err error) error {
-	s.sw.setHold(false)
-	return s.sw.end(err)
+	s.sw.SetHold(false)
+	return s.sw.End(err)
 }
 
 // httpJSONSink collects events and writes one JSON answer.
@@ -371,24 +377,24 @@ type httpJSONSink struct {
 	start time.Time
 	fam   string
 	meta  answerMeta
-	acc   accumulator
+	acc   canon.Accumulator
 }
 
-func (s *httpJSONSink) begin(m answerMeta) error     { s.meta = m; return nil }
-func (s *httpJSONSink) event(ev Event, _ bool) error { s.acc.add(ev); return nil }
+func (s *httpJSONSink) begin(m answerMeta) error           { s.meta = m; return nil }
+func (s *httpJSONSink) event(ev canon.Event, _ bool) error { s.acc.Add(ev); return nil }
 
 func (s *httpJSONSink) end(err error) error {
 	if err != nil {
 		writeAPIError(s.w, s.fam, http.StatusBadGateway, err.Error(), 0)
 		return nil
 	}
-	resp := s.acc.result()
+	resp := s.acc.Result()
 	resp.Created = time.Now().Unix()
 	var body []byte
-	if s.fam == FamilyAnthropic {
-		body = renderAnthropic(resp)
+	if s.fam == canon.FamilyAnthropic {
+		body = anthropic.Render(resp)
 	} else {
-		body = renderOpenAI(resp)
+		body = openai.Render(resp)
 	}
 	h := s.w.Header()
 	h.Set("Content-Type", "application/json")
@@ -401,10 +407,10 @@ func (s *httpJSONSink) end(err error) error {
 // writeAPIError answers in the error format of the caller's wire family.
 func writeAPIError(w http.ResponseWriter, fam string, status int, msg string, retryAfter time.Duration) {
 	var body []byte
-	if fam == FamilyAnthropic {
-		body = anthropicError(status, msg)
+	if fam == canon.FamilyAnthropic {
+		body = anthropic.ErrorBody(status, msg)
 	} else {
-		body = openAIError(status, msg)
+		body = openai.ErrorBody(status, msg)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -418,23 +424,23 @@ func writeAPIError(w http.ResponseWriter, fam string, status int, msg string, re
 func (g *Gateway) serveEmbed(w http.ResponseWriter, r *http.Request, a *agentEntry, start time.Time) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		writeAPIError(w, FamilyOpenAI, http.StatusRequestEntityTooLarge, "request body too large or unreadable: "+err.Error(), 0)
+		writeAPIError(w, canon.FamilyOpenAI, http.StatusRequestEntityTooLarge, "request body too large or unreadable: "+err.Error(), 0)
 		return
 	}
-	req, format, err := parseOpenAIEmbed(body)
+	req, format, err := openai.ParseEmbed(body)
 	if err != nil {
-		writeAPIError(w, FamilyOpenAI, http.StatusBadRequest, err.Error(), 0)
+		writeAPIError(w, canon.FamilyOpenAI, http.StatusBadRequest, err.Error(), 0)
 		return
 	}
 	rt, status, msg := g.resolve(a, req.Model)
 	if rt == nil {
-		writeAPIError(w, FamilyOpenAI, status, msg, 0)
+		writeAPIError(w, canon.FamilyOpenAI, status, msg, 0)
 		return
 	}
 	if err := g.budgets(a); err != nil {
 		var be *budgetError
 		errors.As(err, &be)
-		writeAPIError(w, FamilyOpenAI, http.StatusTooManyRequests, be.msg, be.retryAfter)
+		writeAPIError(w, canon.FamilyOpenAI, http.StatusTooManyRequests, be.msg, be.retryAfter)
 		return
 	}
 	day := dayOf(g.now())
@@ -449,17 +455,17 @@ func (g *Gateway) serveEmbed(w http.ResponseWriter, r *http.Request, a *agentEnt
 		if errors.As(err, &re) {
 			status = re.status
 		}
-		writeAPIError(w, FamilyOpenAI, status, g.scrub(err.Error()), 0)
+		writeAPIError(w, canon.FamilyOpenAI, status, g.scrub(err.Error()), 0)
 		return
 	}
-	g.meter.record(usageKey{day, a.project, a.agent, rt.name, t.prov.name, t.model}, UsageRow{Requests: 1, InputTokens: res.Usage.InputTokens, CostUSD: cost(t.price, res.Usage)})
+	g.meter.record(usageKey{day, a.project, a.agent, rt.name, t.prov.Name, t.model}, UsageRow{Requests: 1, InputTokens: res.Usage.InputTokens, CostUSD: cost(t.price, res.Usage)})
 	if res.Model == "" {
 		res.Model = t.model
 	}
-	out := renderOpenAIEmbed(res, format)
+	out := openai.RenderEmbed(res, format)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	setAnswerHeaders(h, answerMeta{alias: rt.name, provider: t.prov.name, model: t.model, cache: "bypass", attempts: 1, upstream: upstream}, start)
+	setAnswerHeaders(h, answerMeta{alias: rt.name, provider: t.prov.Name, model: t.model, cache: "bypass", attempts: 1, upstream: upstream}, start)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 }
@@ -486,19 +492,19 @@ func (g *Gateway) serveModels(w http.ResponseWriter, a *agentEntry, fam, id stri
 		CreatedAt   string `json:"created_at"`
 	}
 	one := func(n string) any {
-		if fam == FamilyAnthropic {
+		if fam == canon.FamilyAnthropic {
 			return anModel{Type: "model", ID: n, DisplayName: n, CreatedAt: "1970-01-01T00:00:00Z"}
 		}
 		return oaModel{ID: n, Object: "model", OwnedBy: "cortex"}
 	}
 	var v any
 	if id != "" {
-		if !contains(names, id) {
+		if !slices.Contains(names, id) {
 			writeAPIError(w, fam, http.StatusNotFound, fmt.Sprintf("model alias %q is not available to this agent", id), 0)
 			return
 		}
 		v = one(id)
-	} else if fam == FamilyAnthropic {
+	} else if fam == canon.FamilyAnthropic {
 		data := make([]any, len(names))
 		for i, n := range names {
 			data[i] = one(n)

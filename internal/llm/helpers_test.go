@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 )
 
@@ -57,7 +59,7 @@ type env struct {
 	gemini   *llmtest.Server
 	local    *llmtest.Server
 	dirs     Dirs
-	cfg      Config
+	cfg      config.LLM
 	clk      *clock
 	logs     *syncBuffer
 	keyFiles string
@@ -95,7 +97,7 @@ func writeKey(t *testing.T, dir, name, key string, mode os.FileMode) string {
 // newEnv builds the environment. Aliases: oa (openai), an (anthropic), gm
 // (gemini), local (openai-compatible), fb (openai then anthropic). The
 // cache is off and retries are 0 unless mod changes them.
-func newEnv(t *testing.T, mod ...func(*Config)) *env {
+func newEnv(t *testing.T, mod ...func(*config.LLM)) *env {
 	t.Helper()
 	e := &env{t: t, clk: &clock{t: time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
 	e.openai = llmtest.New(t, llmtest.OpenAI, keyOpenAI)
@@ -106,24 +108,24 @@ func newEnv(t *testing.T, mod ...func(*Config)) *env {
 	e.keyFiles = keys
 	root := t.TempDir()
 	e.dirs = Dirs{Cache: filepath.Join(root, "cache"), State: filepath.Join(root, "state")}
-	cfg := DefaultConfig()
-	cfg.Providers = []ProviderConfig{
-		{Name: "openai", Kind: KindOpenAI, BaseURL: e.openai.URL, APIKeyFile: writeKey(t, keys, "openai", keyOpenAI, 0o600)},
-		{Name: "anthropic", Kind: KindAnthropic, BaseURL: e.anth.URL, APIKeyEnv: "TEST_ANTHROPIC_KEY"},
-		{Name: "gemini", Kind: KindGemini, BaseURL: e.gemini.URL, APIKeyFile: writeKey(t, keys, "gemini", keyGemini, 0o600)},
-		{Name: "local", Kind: KindOpenAICompatible, BaseURL: e.local.URL},
+	cfg := config.DefaultLLM()
+	cfg.Providers = []config.LLMProvider{
+		{Name: "openai", Kind: config.ProviderOpenAI, BaseURL: e.openai.URL, APIKeyFile: writeKey(t, keys, "openai", keyOpenAI, 0o600)},
+		{Name: "anthropic", Kind: config.ProviderAnthropic, BaseURL: e.anth.URL, APIKeyEnv: "TEST_ANTHROPIC_KEY"},
+		{Name: "gemini", Kind: config.ProviderGemini, BaseURL: e.gemini.URL, APIKeyFile: writeKey(t, keys, "gemini", keyGemini, 0o600)},
+		{Name: "local", Kind: config.ProviderOpenAICompatible, BaseURL: e.local.URL},
 	}
-	cfg.Aliases = map[string]Alias{
-		"oa":    {Targets: []Target{{Provider: "openai", Model: "gpt-4o-mini"}}},
-		"an":    {Targets: []Target{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}}},
-		"gm":    {Targets: []Target{{Provider: "gemini", Model: "gemini-2.0-flash"}}},
-		"local": {Targets: []Target{{Provider: "local", Model: "llama3.2"}}},
-		"fb":    {Targets: []Target{{Provider: "openai", Model: "gpt-4o-mini"}, {Provider: "anthropic", Model: "claude-3-5-haiku-latest"}}},
+	cfg.Aliases = map[string]config.LLMAlias{
+		"oa":    {Targets: []config.LLMTarget{{Provider: "openai", Model: "gpt-4o-mini"}}},
+		"an":    {Targets: []config.LLMTarget{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}}},
+		"gm":    {Targets: []config.LLMTarget{{Provider: "gemini", Model: "gemini-2.0-flash"}}},
+		"local": {Targets: []config.LLMTarget{{Provider: "local", Model: "llama3.2"}}},
+		"fb":    {Targets: []config.LLMTarget{{Provider: "openai", Model: "gpt-4o-mini"}, {Provider: "anthropic", Model: "claude-3-5-haiku-latest"}}},
 	}
 	cfg.Cache.Enabled = false
 	cfg.Routing.Retries = 0
-	cfg.Routing.Backoff = Duration(time.Millisecond)
-	cfg.Routing.BackoffMax = Duration(10 * time.Millisecond)
+	cfg.Routing.Backoff = time.Millisecond
+	cfg.Routing.BackoffMax = 10 * time.Millisecond
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -240,10 +242,10 @@ func (e *env) post(path, token string, body any) answer {
 }
 
 // sseEvents parses an SSE body into (event, data) pairs.
-func sseEvents(t *testing.T, body []byte) []sseEvent {
+func sseEvents(t *testing.T, body []byte) []canon.SSEEvent {
 	t.Helper()
-	r := newSSEReader(bytes.NewReader(body))
-	var out []sseEvent
+	r := canon.NewSSEReader(bytes.NewReader(body))
+	var out []canon.SSEEvent
 	for {
 		ev, err := r.Next()
 		if err == io.EOF {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/manifest"
 )
 
@@ -206,7 +208,7 @@ func (m *meter) forget(project, agent string) {
 // (exact name, then the longest key the name starts with, so dated model
 // names use their family's price). Models of openai-compatible providers
 // are free unless priced. ok is false when nothing is known.
-func priceFor(table map[string]Price, kind, model string, own *Price) (Price, bool) {
+func priceFor(table map[string]config.Price, kind, model string, own *config.Price) (config.Price, bool) {
 	if own != nil {
 		return *own, true
 	}
@@ -223,15 +225,15 @@ func priceFor(table map[string]Price, kind, model string, own *Price) (Price, bo
 	if best != "" {
 		return table[best], true
 	}
-	if kind == KindOpenAICompatible {
-		return Price{}, true
+	if kind == config.ProviderOpenAICompatible {
+		return config.Price{}, true
 	}
-	return Price{}, false
+	return config.Price{}, false
 }
 
 // cost prices usage in USD. Cache reads are charged at CachedInput when
 // set, other input (cache writes included) at Input.
-func cost(p Price, u Usage) float64 {
+func cost(p config.Price, u canon.Usage) float64 {
 	in := float64(u.InputTokens) * p.Input
 	if p.CachedInput != nil {
 		in = float64(u.InputTokens-u.CacheReadTokens)*p.Input + float64(u.CacheReadTokens)**p.CachedInput

@@ -11,6 +11,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // health is what the router knows about one provider/model, shared by
@@ -58,17 +62,17 @@ func (h *health) latency() (time.Duration, bool) {
 
 // target is one provider/model of an alias, ready to call.
 type target struct {
-	prov    *provider
-	conn    Connector
+	prov    *canon.Provider
+	conn    canon.Connector
 	model   string
 	weight  float64
 	timeout time.Duration
-	price   Price
+	price   config.Price
 	priced  bool
 	health  *health
 }
 
-func (t *target) String() string { return t.prov.name + "/" + t.model }
+func (t *target) String() string { return t.prov.Name + "/" + t.model }
 
 // route is a configured alias.
 type route struct {
@@ -102,7 +106,7 @@ func (rt *route) order(now time.Time, rnd func() float64) []*target {
 		return []*target{coolest}
 	}
 	switch rt.strategy {
-	case StrategyWeighted:
+	case config.StrategyWeighted:
 		var sum float64
 		for _, t := range ts {
 			sum += t.weight
@@ -118,7 +122,7 @@ func (rt *route) order(now time.Time, rnd func() float64) []*target {
 				x -= t.weight
 			}
 		}
-	case StrategyLowestLatency:
+	case config.StrategyLowestLatency:
 		// Unmeasured targets go first so every target gets measured.
 		sort.SliceStable(ts, func(i, j int) bool {
 			li, oki := ts[i].health.latency()
@@ -128,7 +132,7 @@ func (rt *route) order(now time.Time, rnd func() float64) []*target {
 			}
 			return li < lj
 		})
-	case StrategyLowestCost:
+	case config.StrategyLowestCost:
 		cost := func(t *target) float64 {
 			if !t.priced {
 				return math.Inf(1)
@@ -149,8 +153,8 @@ var errAttemptTimeout = errors.New("target timeout")
 // stream. close must be called.
 type opened struct {
 	target   *target
-	first    []Event
-	stream   Stream
+	first    []canon.Event
+	stream   canon.Stream
 	upstream time.Duration // time spent waiting on upstreams, failed attempts included
 	attempts int
 	ctx      context.Context // the attempt's; its cause tells an idle timeout
@@ -161,20 +165,20 @@ type opened struct {
 
 // next returns the next event after the buffered ones, bounding the wait by
 // the stream idle timeout.
-func (o *opened) next() (Event, error) {
+func (o *opened) next() (canon.Event, error) {
 	if len(o.first) > 0 {
 		ev := o.first[0]
 		o.first = o.first[1:]
 		return ev, nil
 	}
 	if o.stream == nil {
-		return Event{}, io.EOF
+		return canon.Event{}, io.EOF
 	}
 	o.timer.Reset(o.idle)
 	ev, err := o.stream.Next()
 	o.timer.Stop()
 	if err != nil && errors.Is(context.Cause(o.ctx), errAttemptTimeout) {
-		return ev, &UpstreamError{Provider: o.target.prov.name, Timeout: true, Message: fmt.Sprintf("no event within the stream idle timeout (%s)", o.idle)}
+		return ev, &canon.UpstreamError{Provider: o.target.prov.Name, Timeout: true, Message: fmt.Sprintf("no event within the stream idle timeout (%s)", o.idle)}
 	}
 	return ev, err
 }
@@ -215,7 +219,7 @@ func (e *routeError) Error() string { return e.msg }
 // next target (including when a stream fails before its first token), and
 // putting failed targets in cooldown. An error the request itself caused
 // is returned at once.
-func (g *Gateway) open(ctx context.Context, rt *route, req *Request) (*opened, error) {
+func (g *Gateway) open(ctx context.Context, rt *route, req *canon.Request) (*opened, error) {
 	var failures []string
 	attempts := 0
 	var upstream, retryAfter time.Duration
@@ -243,23 +247,23 @@ func (g *Gateway) open(ctx context.Context, rt *route, req *Request) (*opened, e
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			var ir *invalidRequest
+			var ir *canon.InvalidRequest
 			if errors.As(err, &ir) {
 				invalid++
-				invalidMsg = ir.msg
-				failures = append(failures, t.String()+": "+ir.msg)
+				invalidMsg = ir.Msg
+				failures = append(failures, t.String()+": "+ir.Msg)
 				break
 			}
-			var ue *UpstreamError
+			var ue *canon.UpstreamError
 			if !errors.As(err, &ue) {
-				ue = &UpstreamError{Provider: t.prov.name, Message: err.Error()}
+				ue = &canon.UpstreamError{Provider: t.prov.Name, Message: err.Error()}
 			}
-			if errors.Is(ue.Err, ErrUnsupported) {
+			if errors.Is(ue.Err, canon.ErrUnsupported) {
 				failures = append(failures, t.String()+": "+ue.Message)
 				break
 			}
-			g.log.Warn("llm upstream attempt failed", "alias", rt.name, "target", t.String(), "try", try+1, "error", ue.Error())
-			if ue.clientFault() {
+			g.log.Warn("llm upstream attempt failed", "alias", rt.name, "target", t.String(), "try", try+1, logkey.Err, ue.Error())
+			if ue.ClientFault() {
 				return nil, &routeError{status: http.StatusBadRequest, msg: fmt.Sprintf("%s rejected the request: %s", t, ue.Message), attempts: attempts}
 			}
 			if ue.Timeout {
@@ -267,11 +271,11 @@ func (g *Gateway) open(ctx context.Context, rt *route, req *Request) (*opened, e
 			} else {
 				lastStatus = http.StatusBadGateway
 			}
-			if ue.retryable() && try < rt.retries {
+			if ue.Retryable() && try < rt.retries {
 				retryAfter = ue.RetryAfter
 				continue
 			}
-			cd := g.cfg.Routing.Cooldown.D()
+			cd := g.cfg.Routing.Cooldown
 			if ue.RetryAfter > cd {
 				cd = ue.RetryAfter
 			}
@@ -290,14 +294,14 @@ func (g *Gateway) open(ctx context.Context, rt *route, req *Request) (*opened, e
 }
 
 // attempt makes one call to t and reads up to its first token.
-func (g *Gateway) attempt(ctx context.Context, t *target, req *Request) (*opened, error) {
+func (g *Gateway) attempt(ctx context.Context, t *target, req *canon.Request) (*opened, error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	timer := time.AfterFunc(t.timeout, func() { cancel(errAttemptTimeout) })
 	fail := func(err error) (*opened, error) {
 		timer.Stop()
 		cancel(context.Canceled)
 		if errors.Is(context.Cause(actx), errAttemptTimeout) && ctx.Err() == nil {
-			return nil, &UpstreamError{Provider: t.prov.name, Timeout: true, Err: err}
+			return nil, &canon.UpstreamError{Provider: t.prov.Name, Timeout: true, Err: err}
 		}
 		return nil, err
 	}
@@ -305,23 +309,23 @@ func (g *Gateway) attempt(ctx context.Context, t *target, req *Request) (*opened
 	if err != nil {
 		return fail(err)
 	}
-	var first []Event
+	var first []canon.Event
 	for {
 		ev, err := s.Next()
 		if err != nil {
 			s.Close()
 			if errors.Is(err, io.EOF) {
-				err = &UpstreamError{Provider: t.prov.name, Message: "upstream ended the answer without any content"}
+				err = &canon.UpstreamError{Provider: t.prov.Name, Message: "upstream ended the answer without any content"}
 			}
 			return fail(err)
 		}
 		first = append(first, ev)
-		if ev.isToken() {
+		if ev.IsToken() {
 			break
 		}
 	}
 	timer.Stop()
-	return &opened{target: t, first: first, stream: s, ctx: actx, cancel: cancel, timer: timer, idle: g.cfg.Routing.StreamIdleTimeout.D()}, nil
+	return &opened{target: t, first: first, stream: s, ctx: actx, cancel: cancel, timer: timer, idle: g.cfg.Routing.StreamIdleTimeout}, nil
 }
 
 // backoff is the delay before retry number try (1-based): exponential from
@@ -329,12 +333,12 @@ func (g *Gateway) attempt(ctx context.Context, t *target, req *Request) (*opened
 // Retry-After within the cap wins.
 func (g *Gateway) backoff(try int, retryAfter time.Duration) time.Duration {
 	r := g.cfg.Routing
-	if retryAfter > 0 && retryAfter <= r.BackoffMax.D() {
+	if retryAfter > 0 && retryAfter <= r.BackoffMax {
 		return retryAfter
 	}
-	d := r.Backoff.D() << (try - 1)
-	if d > r.BackoffMax.D() || d <= 0 {
-		d = r.BackoffMax.D()
+	d := r.Backoff << (try - 1)
+	if d > r.BackoffMax || d <= 0 {
+		d = r.BackoffMax
 	}
 	jitter := 0.8 + 0.4*g.rnd()
 	return time.Duration(float64(d) * jitter)
@@ -356,7 +360,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // embed runs an embeddings request through the alias's targets with the
 // same retry, fallback and cooldown rules as chat.
-func (g *Gateway) embed(ctx context.Context, rt *route, req *EmbedRequest) (*EmbedResponse, *target, time.Duration, error) {
+func (g *Gateway) embed(ctx context.Context, rt *route, req *canon.EmbedRequest) (*canon.EmbedResponse, *target, time.Duration, error) {
 	var failures []string
 	var upstream, retryAfter time.Duration
 	lastStatus := http.StatusBadGateway
@@ -383,25 +387,25 @@ func (g *Gateway) embed(ctx context.Context, rt *route, req *EmbedRequest) (*Emb
 			if ctx.Err() != nil {
 				return nil, nil, upstream, ctx.Err()
 			}
-			var ue *UpstreamError
+			var ue *canon.UpstreamError
 			if !errors.As(err, &ue) {
-				ue = &UpstreamError{Provider: t.prov.name, Message: err.Error()}
+				ue = &canon.UpstreamError{Provider: t.prov.Name, Message: err.Error()}
 			}
-			if errors.Is(ue.Err, ErrUnsupported) {
+			if errors.Is(ue.Err, canon.ErrUnsupported) {
 				failures = append(failures, t.String()+": "+ue.Message)
 				break
 			}
-			if ue.clientFault() {
+			if ue.ClientFault() {
 				return nil, nil, upstream, &routeError{status: http.StatusBadRequest, msg: fmt.Sprintf("%s rejected the request: %s", t, ue.Message), attempts: attempts}
 			}
 			if ue.Timeout {
 				lastStatus = http.StatusGatewayTimeout
 			}
-			if ue.retryable() && try < rt.retries {
+			if ue.Retryable() && try < rt.retries {
 				retryAfter = ue.RetryAfter
 				continue
 			}
-			t.health.failure(g.now(), g.cfg.Routing.Cooldown.D())
+			t.health.failure(g.now(), g.cfg.Routing.Cooldown)
 			failures = append(failures, ue.Error())
 			break
 		}

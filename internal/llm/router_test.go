@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -61,8 +63,8 @@ func TestFallback(t *testing.T) {
 // The other direction: an Anthropic stream cut before its first token
 // falls back to Gemini.
 func TestFallbackFromAnthropicStream(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
-		c.Aliases["ag"] = Alias{Targets: []Target{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}, {Provider: "gemini", Model: "gemini-2.0-flash"}}}
+	e := newEnv(t, func(c *config.LLM) {
+		c.Aliases["ag"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}, {Provider: "gemini", Model: "gemini-2.0-flash"}}}
 	})
 	tok := e.register("p", "a", "ag")
 	e.anth.Push(llmtest.Reply{FailBeforeFirstToken: true, Text: "never"})
@@ -100,8 +102,8 @@ func TestNoFallbackAfterFirstToken(t *testing.T) {
 		}
 	})
 	t.Run("anthropic error event", func(t *testing.T) {
-		e := newEnv(t, func(c *Config) {
-			c.Aliases["ao"] = Alias{Targets: []Target{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}, {Provider: "openai", Model: "gpt-4o-mini"}}}
+		e := newEnv(t, func(c *config.LLM) {
+			c.Aliases["ao"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "anthropic", Model: "claude-3-5-haiku-latest"}, {Provider: "openai", Model: "gpt-4o-mini"}}}
 		})
 		tok := e.register("p", "a", "ao")
 		e.anth.Push(llmtest.Reply{Text: "one two three", ErrorEventAfterChunks: 1})
@@ -120,7 +122,7 @@ func TestNoFallbackAfterFirstToken(t *testing.T) {
 }
 
 func TestCooldown(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Routing.Cooldown = Duration(30 * time.Second) })
+	e := newEnv(t, func(c *config.LLM) { c.Routing.Cooldown = 30 * time.Second })
 	tok := e.register("p", "a", "fb", "oa")
 	e.openai.Push(llmtest.Reply{Status: 500})
 	for i := 0; i < 3; i++ {
@@ -161,7 +163,7 @@ func TestCooldown(t *testing.T) {
 }
 
 func TestRetries(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Routing.Retries = 2 })
+	e := newEnv(t, func(c *config.LLM) { c.Routing.Retries = 2 })
 	tok := e.register("p", "a", "fb")
 	e.openai.Push(llmtest.Reply{Status: 500}, llmtest.Reply{Status: 429, RetryAfter: "0"})
 	a := e.post("/v1/chat/completions", tok, chatBody("fb", false))
@@ -189,9 +191,9 @@ func TestClientErrorNoFallback(t *testing.T) {
 }
 
 func TestTargetTimeout(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
+	e := newEnv(t, func(c *config.LLM) {
 		a := c.Aliases["fb"]
-		a.Targets[0].Timeout = Duration(300 * time.Millisecond)
+		a.Targets[0].Timeout = 300 * time.Millisecond
 		c.Aliases["fb"] = a
 	})
 	tok := e.register("p", "a", "fb")
@@ -210,7 +212,7 @@ func TestTargetTimeout(t *testing.T) {
 }
 
 func TestTimeoutStatus(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Routing.Timeout = Duration(200 * time.Millisecond) })
+	e := newEnv(t, func(c *config.LLM) { c.Routing.Timeout = 200 * time.Millisecond })
 	tok := e.register("p", "a", "oa")
 	e.openai.Push(llmtest.Reply{Delay: 3 * time.Second})
 	a := e.post("/v1/chat/completions", tok, chatBody("oa", false))
@@ -221,8 +223,8 @@ func TestTimeoutStatus(t *testing.T) {
 
 func TestRouteOrder(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	mk := func(name string, weight float64, price *Price) *target {
-		t := &target{prov: &provider{name: name}, model: "m", weight: weight, health: &health{}}
+	mk := func(name string, weight float64, price *config.Price) *target {
+		t := &target{prov: &canon.Provider{Name: name}, model: "m", weight: weight, health: &health{}}
 		if price != nil {
 			t.price, t.priced = *price, true
 		}
@@ -231,7 +233,7 @@ func TestRouteOrder(t *testing.T) {
 	names := func(ts []*target) []string {
 		var out []string
 		for _, t := range ts {
-			out = append(out, t.prov.name)
+			out = append(out, t.prov.Name)
 		}
 		return out
 	}
@@ -239,7 +241,7 @@ func TestRouteOrder(t *testing.T) {
 	t.Run("ordered skips cooling", func(t *testing.T) {
 		a, b, c := mk("a", 0, nil), mk("b", 0, nil), mk("c", 0, nil)
 		b.health.failure(now, time.Minute)
-		rt := &route{strategy: StrategyOrdered, targets: []*target{a, b, c}}
+		rt := &route{strategy: config.StrategyOrdered, targets: []*target{a, b, c}}
 		if d := cmp.Diff([]string{"a", "c"}, names(rt.order(now, fixed(0)))); d != "" {
 			t.Error(d)
 		}
@@ -251,13 +253,13 @@ func TestRouteOrder(t *testing.T) {
 		a, b := mk("a", 0, nil), mk("b", 0, nil)
 		a.health.failure(now, 2*time.Minute)
 		b.health.failure(now, time.Minute)
-		rt := &route{strategy: StrategyOrdered, targets: []*target{a, b}}
+		rt := &route{strategy: config.StrategyOrdered, targets: []*target{a, b}}
 		if d := cmp.Diff([]string{"b"}, names(rt.order(now, fixed(0)))); d != "" {
 			t.Error(d)
 		}
 	})
 	t.Run("weighted", func(t *testing.T) {
-		rt := &route{strategy: StrategyWeighted, targets: []*target{mk("a", 1, nil), mk("b", 3, nil)}}
+		rt := &route{strategy: config.StrategyWeighted, targets: []*target{mk("a", 1, nil), mk("b", 3, nil)}}
 		if d := cmp.Diff([]string{"a", "b"}, names(rt.order(now, fixed(0.2)))); d != "" {
 			t.Error(d)
 		}
@@ -266,7 +268,7 @@ func TestRouteOrder(t *testing.T) {
 		}
 	})
 	t.Run("lowest cost", func(t *testing.T) {
-		rt := &route{strategy: StrategyLowestCost, targets: []*target{mk("unpriced", 0, nil), mk("dear", 0, &Price{Input: 3, Output: 15}), mk("cheap", 0, &Price{Input: 0.1, Output: 0.4})}}
+		rt := &route{strategy: config.StrategyLowestCost, targets: []*target{mk("unpriced", 0, nil), mk("dear", 0, &config.Price{Input: 3, Output: 15}), mk("cheap", 0, &config.Price{Input: 0.1, Output: 0.4})}}
 		if d := cmp.Diff([]string{"cheap", "dear", "unpriced"}, names(rt.order(now, fixed(0)))); d != "" {
 			t.Error(d)
 		}
@@ -275,7 +277,7 @@ func TestRouteOrder(t *testing.T) {
 		slow, fast, unknown := mk("slow", 0, nil), mk("fast", 0, nil), mk("unknown", 0, nil)
 		slow.health.success(300 * time.Millisecond)
 		fast.health.success(20 * time.Millisecond)
-		rt := &route{strategy: StrategyLowestLatency, targets: []*target{slow, fast, unknown}}
+		rt := &route{strategy: config.StrategyLowestLatency, targets: []*target{slow, fast, unknown}}
 		if d := cmp.Diff([]string{"unknown", "fast", "slow"}, names(rt.order(now, fixed(0)))); d != "" {
 			t.Error(d)
 		}
@@ -284,8 +286,8 @@ func TestRouteOrder(t *testing.T) {
 
 // The weighted strategy spreads first attempts by weight.
 func TestWeightedSpread(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
-		c.Aliases["w"] = Alias{Targets: []Target{{Provider: "openai", Model: "gpt-4o-mini", Weight: 1}, {Provider: "local", Model: "llama3.2", Weight: 3}}}
+	e := newEnv(t, func(c *config.LLM) {
+		c.Aliases["w"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "openai", Model: "gpt-4o-mini", Weight: 1}, {Provider: "local", Model: "llama3.2", Weight: 3}}}
 	})
 	tok := e.register("p", "a", "w")
 	for i := 0; i < 200; i++ {
@@ -300,7 +302,7 @@ func TestWeightedSpread(t *testing.T) {
 }
 
 func TestStreamIdleTimeout(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Routing.StreamIdleTimeout = Duration(150 * time.Millisecond) })
+	e := newEnv(t, func(c *config.LLM) { c.Routing.StreamIdleTimeout = 150 * time.Millisecond })
 	tok := e.register("p", "a", "fb")
 	e.openai.Push(llmtest.Reply{Text: "slow words here", ChunkDelay: 400 * time.Millisecond})
 	a := e.post("/v1/chat/completions", tok, chatBody("fb", true))

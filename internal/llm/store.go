@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -159,22 +160,22 @@ type usageKey struct {
 }
 
 // UsageRow is usage summed over the dimensions of a report; dimensions not
-// grouped by are empty.
+// grouped by are empty. The admin API answers it as an api.LLMUsageRow.
 type UsageRow struct {
-	Day              string  `json:"day,omitempty"`
-	Project          string  `json:"project,omitempty"`
-	Agent            string  `json:"agent,omitempty"`
-	Alias            string  `json:"alias,omitempty"`
-	Provider         string  `json:"provider,omitempty"`
-	Model            string  `json:"model,omitempty"`
-	Requests         int64   `json:"requests"`
-	Errors           int64   `json:"errors"`
-	CacheHits        int64   `json:"cache_hits"`
-	InputTokens      int64   `json:"input_tokens"`
-	OutputTokens     int64   `json:"output_tokens"`
-	CacheReadTokens  int64   `json:"cache_read_tokens"`
-	CacheWriteTokens int64   `json:"cache_write_tokens"`
-	CostUSD          float64 `json:"cost_usd"`
+	Day              string
+	Project          string
+	Agent            string
+	Alias            string
+	Provider         string
+	Model            string
+	Requests         int64
+	Errors           int64
+	CacheHits        int64
+	InputTokens      int64
+	OutputTokens     int64
+	CacheReadTokens  int64
+	CacheWriteTokens int64
+	CostUSD          float64
 }
 
 func (r *UsageRow) add(o *UsageRow) {
@@ -288,7 +289,7 @@ func (s *store) usage(ctx context.Context, q UsageQuery) ([]UsageRow, error) {
 	}
 	sel := make([]string, 0, 6)
 	for _, d := range []string{"day", "project", "agent", "alias", "provider", "model"} {
-		if contains(q.GroupBy, d) {
+		if slices.Contains(q.GroupBy, d) {
 			sel = append(sel, d)
 		} else {
 			sel = append(sel, "''")
@@ -346,15 +347,6 @@ func (s *store) dayTotals(ctx context.Context, day string) (map[[2]string]*Usage
 		out[[2]string{p, a}] = r
 	}
 	return out, rows.Err()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 var errClosed = errors.New("llm gateway is closed")

@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -79,7 +82,7 @@ type connectorCase struct {
 	alias     string
 	fake      func(*env) *llmtest.Server
 	kind      llmtest.Kind
-	usage     Usage // canonical usage the reply amounts to
+	usage     canon.Usage // canonical usage the reply amounts to
 	checkWire func(t *testing.T, req llmtest.Request, stream bool)
 }
 
@@ -134,11 +137,11 @@ func connectorCases() []connectorCase {
 	}
 	return []connectorCase{
 		{alias: "oa", kind: llmtest.OpenAI, fake: func(e *env) *llmtest.Server { return e.openai },
-			usage: Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30}, checkWire: openaiWire(false)},
+			usage: canon.Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30}, checkWire: openaiWire(false)},
 		{alias: "local", kind: llmtest.OpenAI, fake: func(e *env) *llmtest.Server { return e.local },
-			usage: Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30}, checkWire: openaiWire(true)},
+			usage: canon.Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30}, checkWire: openaiWire(true)},
 		{alias: "an", kind: llmtest.Anthropic, fake: func(e *env) *llmtest.Server { return e.anth },
-			usage: Usage{InputTokens: 135, OutputTokens: 20, CacheReadTokens: 30, CacheWriteTokens: 5},
+			usage: canon.Usage{InputTokens: 135, OutputTokens: 20, CacheReadTokens: 30, CacheWriteTokens: 5},
 			checkWire: func(t *testing.T, r llmtest.Request, stream bool) {
 				if r.Path != "/v1/messages" || r.Header.Get("x-api-key") != keyAnthropic || r.Header.Get("anthropic-version") == "" {
 					t.Errorf("path %s, headers %v", r.Path, r.Header)
@@ -181,7 +184,7 @@ func connectorCases() []connectorCase {
 				}
 			}},
 		{alias: "gm", kind: llmtest.Gemini, fake: func(e *env) *llmtest.Server { return e.gemini },
-			usage: Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30},
+			usage: canon.Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 30},
 			checkWire: func(t *testing.T, r llmtest.Request, stream bool) {
 				wantPath := "/v1beta/models/gemini-2.0-flash:generateContent"
 				if stream {
@@ -485,7 +488,7 @@ func TestOpenAIStreamForcesUsage(t *testing.T) {
 	}
 }
 
-func usageTotal(t *testing.T, e *env, agent string) UsageRow {
+func usageTotal(t *testing.T, e *env, agent string) api.LLMUsageRow {
 	t.Helper()
 	rep, err := e.gw.Usage(t.Context(), UsageQuery{Agent: agent})
 	if err != nil {
@@ -544,9 +547,9 @@ func TestSameFamilyPassthrough(t *testing.T) {
 }
 
 func TestEmbeddings(t *testing.T) {
-	e := newEnv(t, func(c *Config) {
-		c.Aliases["emb"] = Alias{Targets: []Target{{Provider: "anthropic", Model: "none"}, {Provider: "openai", Model: "text-embedding-3-small"}}}
-		c.Aliases["gemb"] = Alias{Targets: []Target{{Provider: "gemini", Model: "text-embedding-004"}}}
+	e := newEnv(t, func(c *config.LLM) {
+		c.Aliases["emb"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "anthropic", Model: "none"}, {Provider: "openai", Model: "text-embedding-3-small"}}}
+		c.Aliases["gemb"] = config.LLMAlias{Targets: []config.LLMTarget{{Provider: "gemini", Model: "text-embedding-004"}}}
 	})
 	tok := e.register("p", "a", "emb", "gemb", "an")
 	for _, alias := range []string{"emb", "gemb"} {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // flushSize bounds the user-space buffer within one batch.
@@ -89,7 +91,7 @@ func (a *agentLog) load() error {
 			return fmt.Errorf("recover log segment of %s/%s: %w", a.project, a.agent, err)
 		}
 		if torn > 0 {
-			a.logger.Warn("dropped torn last line of log segment", "project", a.project, "agent", a.agent,
+			a.logger.Warn("dropped torn last line of log segment", logkey.Project, a.project, logkey.Agent, a.agent,
 				"segment", a.segPath(last.first), "bytes", torn)
 		}
 		last.size = size
@@ -193,7 +195,7 @@ func (a *agentLog) ensureSegment(seq uint64, n int64) error {
 				a.f = f
 				return flushErr
 			}
-			a.logger.Warn("reopen log segment; starting a new one", "project", a.project, "agent", a.agent, "err", err)
+			a.logger.Warn("reopen log segment; starting a new one", logkey.Project, a.project, logkey.Agent, a.agent, logkey.Err, err)
 		}
 	}
 	if err := os.MkdirAll(a.dir, 0o750); err != nil {
@@ -223,7 +225,7 @@ func (a *agentLog) prune() {
 	for len(a.segs) > a.maxSegs {
 		name := a.segPath(a.segs[0].first)
 		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			a.logger.Warn("remove old log segment", "project", a.project, "agent", a.agent, "err", err)
+			a.logger.Warn("remove old log segment", logkey.Project, a.project, logkey.Agent, a.agent, logkey.Err, err)
 		}
 		a.segs = slices.Delete(a.segs, 0, 1)
 	}
@@ -254,7 +256,7 @@ func (a *agentLog) flush() error {
 	}
 	if a.failing {
 		a.failing = false
-		a.logger.Info("log writes recovered", "project", a.project, "agent", a.agent)
+		a.logger.Info("log writes recovered", logkey.Project, a.project, logkey.Agent, a.agent)
 	}
 	return nil
 }
@@ -265,7 +267,7 @@ func (a *agentLog) failed(err error) error {
 	err = fmt.Errorf("logs of %s/%s: %w", a.project, a.agent, err)
 	if !a.failing {
 		a.failing = true
-		a.logger.Error("log records not stored", "project", a.project, "agent", a.agent, "err", err)
+		a.logger.Error("log records not stored", logkey.Project, a.project, logkey.Agent, a.agent, logkey.Err, err)
 	}
 	return err
 }

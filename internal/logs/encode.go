@@ -9,7 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/cortexrt/cortex/internal/jsonstr"
 )
 
 // appendRecord appends r as one JSON line (with "\n"), the segment file
@@ -31,17 +32,17 @@ func appendRecord(b []byte, r *Record) ([]byte, error) {
 	b = append(b, `","seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
 	b = append(b, `,"project":`...)
-	b = appendString(b, r.Project)
+	b = jsonstr.Append(b, r.Project)
 	b = append(b, `,"agent":`...)
-	b = appendString(b, r.Agent)
+	b = jsonstr.Append(b, r.Agent)
 	b = append(b, `,"run":`...)
 	b = strconv.AppendInt(b, int64(r.Run), 10)
 	b = append(b, `,"stream":`...)
-	b = appendString(b, r.Stream)
+	b = jsonstr.Append(b, r.Stream)
 	b = append(b, `,"level":`...)
-	b = appendString(b, r.Level)
+	b = jsonstr.Append(b, r.Level)
 	b = append(b, `,"message":`...)
-	b = appendString(b, r.Message)
+	b = jsonstr.Append(b, r.Message)
 	if fields != nil {
 		b = append(b, `,"fields":`...)
 		b = append(b, fields...)
@@ -55,57 +56,6 @@ func appendRecord(b []byte, r *Record) ([]byte, error) {
 	return append(b, '}', '\n'), nil
 }
 
-// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json does.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += n
-			start = i
-			continue
-		}
-		i += n
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
 // appendValue encodes the types JSON decoding produces (with UseNumber)
 // directly, in sorted key order like encoding/json, and anything else with
 // encoding/json.
@@ -117,7 +67,7 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	case nil:
 		return append(b, "null"...), nil
 	case string:
-		return appendString(b, v), nil
+		return jsonstr.Append(b, v), nil
 	case bool:
 		return strconv.AppendBool(b, v), nil
 	case json.Number:
@@ -132,7 +82,7 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = jsonstr.Append(b, k)
 			b = append(b, ':')
 			var err error
 			if b, err = appendValue(b, v[k], depth+1); err != nil {

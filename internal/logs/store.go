@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // Store collects, stores and serves agent logs. It is safe for concurrent
@@ -69,7 +70,7 @@ func Open(opts Options, logger *slog.Logger) (*Store, error) {
 	}
 	return &Store{
 		opts:      opts,
-		logger:    logger.With("subsystem", "logs"),
+		logger:    logger.With(logkey.Subsystem, "logs"),
 		ringRecs:  defaultRingRecords,
 		ringBytes: defaultRingBytes,
 		agents:    make(map[agentKey]*agentLog),

@@ -25,14 +25,6 @@ const ExtensionPrefix = "x-"
 // FileNames are the names Load looks for in a project directory, in order.
 var FileNames = []string{"cortex.yaml", "cortex.yml"}
 
-var (
-	rootFields      = []string{"version", "project", "defaults", "global_capabilities", "agents"}
-	defaultsFields  = []string{"runtime", "resources", "restart_policy", "max_restarts"}
-	resourcesFields = []string{"cpu_limit", "mem_limit", "pids_limit"}
-	agentFields     = []string{"name", "description", "runtime", "entrypoint", "resources", "capabilities", "env", "restart_policy", "max_restarts"}
-	budgetFields    = []string{"tokens_per_day", "dollars_per_day", "requests_per_minute"}
-)
-
 // Parse decodes a cortex.yaml read from r; source names it in problems
 // ("cortex.yaml"). It checks structure: YAML syntax, one document, known
 // fields only, no duplicate keys, the right YAML type for every field,
@@ -241,10 +233,6 @@ func (d *decoder) pairs(field string, n *yaml.Node, want, fix string) ([]stricty
 	return ps, true
 }
 
-func (d *decoder) unknown(field, name string, known []string) {
-	d.add(field, "unknown field", strictyaml.DidYouMean(name, known, "known fields: "+strings.Join(known, ", ")))
-}
-
 // str decodes a string field; any scalar counts as its literal text.
 func (d *decoder) str(field string, n *yaml.Node) (string, bool) {
 	n, ok := d.value(field, n)
@@ -256,23 +244,6 @@ func (d *decoder) str(field string, n *yaml.Node) (string, bool) {
 		return "", false
 	}
 	return n.Value, true
-}
-
-func (d *decoder) float(field string, n *yaml.Node, example string) (float64, bool) {
-	n, ok := d.value(field, n)
-	if !ok {
-		return 0, false
-	}
-	var f float64
-	if n.Kind != yaml.ScalarNode {
-		d.typeErr(field, n, "a number", "write e.g. "+example)
-		return 0, false
-	}
-	if t := n.ShortTag(); (t != strictyaml.TagInt && t != strictyaml.TagFloat) || n.Decode(&f) != nil {
-		d.add(field, fmt.Sprintf("%q is not a number", n.Value), "write a number without quotes, e.g. "+example)
-		return 0, false
-	}
-	return f, true
 }
 
 func (d *decoder) int(field string, n *yaml.Node, example string) (int64, bool) {
@@ -309,34 +280,57 @@ func (d *decoder) bool(field string, n *yaml.Node) (bool, bool) {
 	return b, true
 }
 
+// decode decodes the map n into the struct v with strictyaml (the plain
+// blocks: the root, defaults, resources, an agent, a budget), recording
+// where every field was written and reporting problems at their keys. The
+// fields whose shape a struct cannot say go to field.
+func (d *decoder) decode(n *yaml.Node, field string, v any) {
+	d.strict(strictyaml.DecodeNode(n, field, v, strictyaml.Options{
+		AtKey: true,
+		Seen:  d.at,
+		Field: d.field,
+		Skip:  func(key string) bool { return strings.HasPrefix(key, ExtensionPrefix) }, // a place for anchors, as in Compose files
+	}))
+}
+
+// field decodes the fields strictyaml cannot: version (a number gets its
+// own fix), capability lists, env, the agents list and the two counts
+// that must fit 32 bits.
+func (d *decoder) field(field string, n *yaml.Node, ptr any) bool {
+	switch p := ptr.(type) {
+	case *Capabilities:
+		*p = d.capabilities(field, n)
+	case *[]EnvVar:
+		*p = d.env(field, n)
+	case *[]Agent:
+		*p = d.agents(field, n)
+	case **int: // max_restarts
+		*p = d.maxRestarts(field, n)
+	case *int: // llm.budget.requests_per_minute
+		i, ok := d.int(field, n, "60")
+		if ok && int64(int32(i)) != i {
+			d.add(field, fmt.Sprintf("%d is out of range", i), "write e.g. 60")
+			return true
+		}
+		*p = int(i)
+	case *string:
+		if field != "version" {
+			return false
+		}
+		d.version(n)
+	default:
+		return false
+	}
+	return true
+}
+
 func (d *decoder) root(n *yaml.Node) {
 	d.at("", n)
-	ps, ok := d.pairs("", n, "a map of "+strings.Join(rootFields, ", "), `start with version: "1"`)
-	if !ok {
+	if n.Kind != yaml.MappingNode {
+		d.typeErr("", n, "a map of version, project, defaults, global_capabilities, agents", `start with version: "1"`)
 		return
 	}
-	m := d.m
-	for _, p := range ps {
-		f := p.Key
-		d.at(f, p.KeyNode)
-		switch p.Key {
-		case "version":
-			d.version(p.Value)
-		case "project":
-			m.Project, _ = d.str(f, p.Value)
-		case "defaults":
-			d.defaults(f, p.Value)
-		case "global_capabilities":
-			m.GlobalCapabilities = d.capabilities(f, p.Value)
-		case "agents":
-			d.agents(f, p.Value)
-		default:
-			if strings.HasPrefix(p.Key, ExtensionPrefix) {
-				continue // a place for anchors, as in Compose files
-			}
-			d.unknown(f, p.Key, rootFields)
-		}
-	}
+	d.decode(n, "", d.m)
 }
 
 func (d *decoder) version(n *yaml.Node) {
@@ -357,39 +351,6 @@ func (d *decoder) version(n *yaml.Node) {
 	d.typeErr("version", n, "a string", fmt.Sprintf("write version: %q", Version))
 }
 
-func (d *decoder) defaults(field string, n *yaml.Node) {
-	n, ok := d.value(field, n)
-	if !ok {
-		return
-	}
-	ps, ok := d.pairs(field, n, "a map", "write defaults: {runtime: python3.11, resources: {cpu_limit: 1.0, mem_limit: 2Gi}}")
-	if !ok {
-		return
-	}
-	def := &d.m.Defaults
-	for _, p := range ps {
-		f := strictyaml.Join(field, p.Key)
-		d.at(f, p.KeyNode)
-		switch p.Key {
-		case "runtime":
-			def.Runtime, _ = d.str(f, p.Value)
-		case "resources":
-			def.Resources = d.resources(f, p.Value)
-		case "restart_policy":
-			def.RestartPolicy = d.restartPolicy(f, p.Value)
-		case "max_restarts":
-			def.MaxRestarts = d.maxRestarts(f, p.Value)
-		default:
-			d.unknown(f, p.Key, defaultsFields)
-		}
-	}
-}
-
-func (d *decoder) restartPolicy(field string, n *yaml.Node) RestartPolicy {
-	s, _ := d.str(field, n)
-	return RestartPolicy(s)
-}
-
 func (d *decoder) maxRestarts(field string, n *yaml.Node) *int {
 	i, ok := d.int(field, n, "3")
 	if !ok {
@@ -403,63 +364,20 @@ func (d *decoder) maxRestarts(field string, n *yaml.Node) *int {
 	return &v
 }
 
-func (d *decoder) resources(field string, n *yaml.Node) Resources {
-	var r Resources
+func (d *decoder) agents(field string, n *yaml.Node) []Agent {
 	n, ok := d.value(field, n)
 	if !ok {
-		return r
-	}
-	ps, ok := d.pairs(field, n, "a map", "write resources: {cpu_limit: 0.5, mem_limit: 512Mi}")
-	if !ok {
-		return r
-	}
-	for _, p := range ps {
-		f := strictyaml.Join(field, p.Key)
-		d.at(f, p.KeyNode)
-		switch p.Key {
-		case "cpu_limit":
-			r.CPULimit, _ = d.float(f, p.Value, "0.5")
-		case "mem_limit":
-			r.MemLimit = d.quantity(f, p.Value)
-		case "pids_limit":
-			r.PidsLimit, _ = d.int(f, p.Value, "128")
-		default:
-			d.unknown(f, p.Key, resourcesFields)
-		}
-	}
-	return r
-}
-
-func (d *decoder) quantity(field string, n *yaml.Node) Quantity {
-	s, ok := d.str(field, n)
-	if !ok {
-		return 0
-	}
-	q, err := ParseQuantity(s)
-	if err != nil {
-		msg, fix := splitFix(err.Error())
-		if fix == "" {
-			fix = "write a smaller size, e.g. 2Gi"
-		}
-		d.add(field, msg, fix)
-		return 0
-	}
-	return q
-}
-
-func (d *decoder) agents(field string, n *yaml.Node) {
-	n, ok := d.value(field, n)
-	if !ok {
-		return
+		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
 		d.typeErr(field, n, "a list of agents", `start each agent with "- name: ..."`)
-		return
+		return nil
 	}
-	d.m.Agents = make([]Agent, 0, len(n.Content))
+	agents := make([]Agent, 0, len(n.Content))
 	for i, item := range n.Content {
-		d.m.Agents = append(d.m.Agents, d.agent(strictyaml.Index(field, i), item))
+		agents = append(agents, d.agent(strictyaml.Index(field, i), item))
 	}
+	return agents
 }
 
 func (d *decoder) agent(field string, n *yaml.Node) Agent {
@@ -472,40 +390,15 @@ func (d *decoder) agent(field string, n *yaml.Node) Agent {
 		}
 		return a
 	}
-	fix := "write an agent as a map: - name: worker"
-	if n.Kind == yaml.ScalarNode {
-		fix = "write - name: " + toLabel(n.Value)
-	}
-	ps, ok := d.pairs(field, n, "a map with name, entrypoint and more", fix)
-	if !ok {
+	if n.Kind != yaml.MappingNode {
+		fix := "write an agent as a map: - name: worker"
+		if n.Kind == yaml.ScalarNode {
+			fix = "write - name: " + toLabel(n.Value)
+		}
+		d.typeErr(field, n, "a map with name, entrypoint and more", fix)
 		return a
 	}
-	for _, p := range ps {
-		f := strictyaml.Join(field, p.Key)
-		d.at(f, p.KeyNode)
-		switch p.Key {
-		case "name":
-			a.Name, _ = d.str(f, p.Value)
-		case "description":
-			a.Description, _ = d.str(f, p.Value)
-		case "runtime":
-			a.Runtime, _ = d.str(f, p.Value)
-		case "entrypoint":
-			a.Entrypoint, _ = d.str(f, p.Value)
-		case "resources":
-			a.Resources = d.resources(f, p.Value)
-		case "capabilities":
-			a.Capabilities = d.capabilities(f, p.Value)
-		case "env":
-			a.Env = d.env(f, p.Value)
-		case "restart_policy":
-			a.RestartPolicy = d.restartPolicy(f, p.Value)
-		case "max_restarts":
-			a.MaxRestarts = d.maxRestarts(f, p.Value)
-		default:
-			d.unknown(f, p.Key, agentFields)
-		}
-	}
+	d.decode(n, field, &a)
 	return a
 }
 
@@ -539,30 +432,12 @@ func (d *decoder) env(field string, n *yaml.Node) []EnvVar {
 }
 
 func (d *decoder) budget(field string, n *yaml.Node) *LLMBudget {
-	ps, ok := d.pairs(field, n, "a map", "write llm.budget: {tokens_per_day: 100000, dollars_per_day: 5, requests_per_minute: 60}")
-	if !ok {
+	if n.Kind != yaml.MappingNode {
+		d.typeErr(field, n, "a map", "write llm.budget: {tokens_per_day: 100000, dollars_per_day: 5, requests_per_minute: 60}")
 		return nil
 	}
 	b := &LLMBudget{}
-	for _, p := range ps {
-		f := strictyaml.Join(field, p.Key)
-		d.at(f, p.KeyNode)
-		switch p.Key {
-		case "tokens_per_day":
-			b.TokensPerDay, _ = d.int(f, p.Value, "100000")
-		case "dollars_per_day":
-			b.DollarsPerDay, _ = d.float(f, p.Value, "5")
-		case "requests_per_minute":
-			i, ok := d.int(f, p.Value, "60")
-			if ok && int64(int32(i)) != i {
-				d.add(f, fmt.Sprintf("%d is out of range", i), "write e.g. 60")
-				continue
-			}
-			b.RequestsPerMinute = int(i)
-		default:
-			d.unknown(f, p.Key, budgetFields)
-		}
-	}
+	d.decode(n, field, b)
 	return b
 }
 

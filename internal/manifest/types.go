@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cortexrt/cortex/internal/strictyaml"
+	"go.yaml.in/yaml/v3"
 )
 
 // Version is the only manifest version this build understands.
@@ -73,16 +76,18 @@ func IsPython(runtime string) bool { return strings.HasPrefix(runtime, "python")
 func IsNode(runtime string) bool { return strings.HasPrefix(runtime, "nodejs") }
 
 // Manifest is a parsed cortex.yaml. Zero values mean "not set"; Resolve
-// fills them from defaults and the daemon config.
+// fills them from defaults and the daemon config. The yaml, example and fix
+// tags are the schema Parse decodes with (internal/strictyaml); the
+// shapes a struct cannot say are decoded by hand (parse.go).
 type Manifest struct {
-	Version            string       `json:"version"`
-	Project            string       `json:"project"`
-	Defaults           Defaults     `json:"defaults"`
-	GlobalCapabilities Capabilities `json:"global_capabilities"`
-	Agents             []Agent      `json:"agents"`
+	Version            string       `json:"version" yaml:"version"`
+	Project            string       `json:"project" yaml:"project"`
+	Defaults           Defaults     `json:"defaults" yaml:"defaults" fix:"write defaults: {runtime: python3.11, resources: {cpu_limit: 1.0, mem_limit: 2Gi}}"`
+	GlobalCapabilities Capabilities `json:"global_capabilities" yaml:"global_capabilities"`
+	Agents             []Agent      `json:"agents" yaml:"agents"`
 
 	// Source is the file name errors are reported against.
-	Source string `json:"-"`
+	Source string `json:"-" yaml:"-"`
 	// pos maps a field path ("agents[1].resources.mem_limit") to where it
 	// was written, so validation errors can point at it.
 	pos map[string]Position
@@ -93,31 +98,31 @@ type Manifest struct {
 
 // Defaults is the manifest's project-level defaults block.
 type Defaults struct {
-	Runtime       string        `json:"runtime,omitempty"`
-	Resources     Resources     `json:"resources"`
-	RestartPolicy RestartPolicy `json:"restart_policy,omitempty"`
-	MaxRestarts   *int          `json:"max_restarts,omitempty"`
+	Runtime       string        `json:"runtime,omitempty" yaml:"runtime"`
+	Resources     Resources     `json:"resources" yaml:"resources" fix:"write resources: {cpu_limit: 0.5, mem_limit: 512Mi}"`
+	RestartPolicy RestartPolicy `json:"restart_policy,omitempty" yaml:"restart_policy"`
+	MaxRestarts   *int          `json:"max_restarts,omitempty" yaml:"max_restarts"`
 }
 
 // Resources are the per-agent ceilings. Zero means unset.
 type Resources struct {
-	CPULimit  float64  `json:"cpu_limit,omitempty"`  // cores, fractional
-	MemLimit  Quantity `json:"mem_limit,omitempty"`  // bytes
-	PidsLimit int64    `json:"pids_limit,omitempty"` // processes+threads
+	CPULimit  float64  `json:"cpu_limit,omitempty" yaml:"cpu_limit" example:"0.5"`   // cores, fractional
+	MemLimit  Quantity `json:"mem_limit,omitempty" yaml:"mem_limit"`                 // bytes
+	PidsLimit int64    `json:"pids_limit,omitempty" yaml:"pids_limit" example:"128"` // processes+threads
 }
 
 // Agent is one entry of agents:. RestartPolicy and MaxRestarts are an
 // addition to the seed schema: an agent may override the defaults.
 type Agent struct {
-	Name          string        `json:"name"`
-	Description   string        `json:"description,omitempty"`
-	Runtime       string        `json:"runtime,omitempty"`
-	Entrypoint    string        `json:"entrypoint"`
-	Resources     Resources     `json:"resources"`
-	Capabilities  Capabilities  `json:"capabilities"`
-	Env           []EnvVar      `json:"env,omitempty"`
-	RestartPolicy RestartPolicy `json:"restart_policy,omitempty"`
-	MaxRestarts   *int          `json:"max_restarts,omitempty"`
+	Name          string        `json:"name" yaml:"name"`
+	Description   string        `json:"description,omitempty" yaml:"description"`
+	Runtime       string        `json:"runtime,omitempty" yaml:"runtime"`
+	Entrypoint    string        `json:"entrypoint" yaml:"entrypoint"`
+	Resources     Resources     `json:"resources" yaml:"resources" fix:"write resources: {cpu_limit: 0.5, mem_limit: 512Mi}"`
+	Capabilities  Capabilities  `json:"capabilities" yaml:"capabilities"`
+	Env           []EnvVar      `json:"env,omitempty" yaml:"env"`
+	RestartPolicy RestartPolicy `json:"restart_policy,omitempty" yaml:"restart_policy"`
+	MaxRestarts   *int          `json:"max_restarts,omitempty" yaml:"max_restarts"`
 }
 
 // EnvVar is one env entry, kept in the order written.
@@ -144,9 +149,9 @@ type Capabilities struct {
 
 // LLMBudget limits an agent's use of the LLM gateway. Zero means no limit.
 type LLMBudget struct {
-	TokensPerDay      int64   `json:"tokens_per_day,omitempty"`
-	DollarsPerDay     float64 `json:"dollars_per_day,omitempty"`
-	RequestsPerMinute int     `json:"requests_per_minute,omitempty"`
+	TokensPerDay      int64   `json:"tokens_per_day,omitempty" yaml:"tokens_per_day" example:"100000"`
+	DollarsPerDay     float64 `json:"dollars_per_day,omitempty" yaml:"dollars_per_day" example:"5"`
+	RequestsPerMinute int     `json:"requests_per_minute,omitempty" yaml:"requests_per_minute"`
 }
 
 // Position is a place in the source file (1-based).
@@ -183,9 +188,24 @@ func ParseQuantity(s string) (Quantity, error) {
 		return 0, fmt.Errorf("%q is not a quantity; use Mi or Gi, e.g. 2Gi", s)
 	}
 	if n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is too large", s)
+		return 0, fmt.Errorf("%q is too large; write a smaller size, e.g. 2Gi", s)
 	}
 	return Quantity(n * mult), nil
+}
+
+// UnmarshalYAML decodes a quantity written as text (512Mi) or a plain
+// number of bytes, so every config file that strictyaml decodes parses
+// sizes once, with ParseQuantity's wording.
+func (q *Quantity) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() == strictyaml.TagBinary {
+		return fmt.Errorf("expected a string, found %s", strictyaml.Describe(n))
+	}
+	v, err := ParseQuantity(n.Value)
+	if err != nil {
+		return err
+	}
+	*q = v
+	return nil
 }
 
 // String formats q in the largest binary unit that divides it exactly.

@@ -38,9 +38,13 @@ type Interpreter struct {
 // overrides, and caches the answers.
 type Registry struct {
 	overrides map[string]string
+	pyenvRoot string
 	mu        sync.Mutex
 	cache     map[string]result
 }
+
+// DefaultPyenvRoot is where pyenv keeps its Pythons when PYENV_ROOT is unset.
+const DefaultPyenvRoot = "/root/.pyenv"
 
 type result struct {
 	ip  Interpreter
@@ -48,9 +52,13 @@ type result struct {
 }
 
 // NewRegistry returns a registry; overrides maps runtime name to an
-// interpreter path (config runtimes:).
-func NewRegistry(overrides map[string]string) *Registry {
-	return &Registry{overrides: overrides, cache: map[string]result{}}
+// interpreter path (config runtimes:). pyenvRoot is where pyenv's Pythons
+// are looked for (config.Env's PYENV_ROOT; "" is DefaultPyenvRoot).
+func NewRegistry(overrides map[string]string, pyenvRoot string) *Registry {
+	if pyenvRoot == "" {
+		pyenvRoot = DefaultPyenvRoot
+	}
+	return &Registry{overrides: overrides, pyenvRoot: pyenvRoot, cache: map[string]result{}}
 }
 
 // Lookup finds the interpreter for runtime. For a range ("python>=3.11")
@@ -108,7 +116,7 @@ func (r *Registry) discover(runtime string) (Interpreter, error) {
 		want = strings.TrimPrefix(runtime, "python") // 3.11
 		exe := "python" + want
 		candidates = []string{"/usr/bin/" + exe, "/usr/local/bin/" + exe}
-		candidates = append(candidates, globNewest(filepath.Join(pyenvRoot(), "versions", want+".*", "bin", exe))...)
+		candidates = append(candidates, globNewest(filepath.Join(r.pyenvRoot, "versions", want+".*", "bin", exe))...)
 		candidates = append(candidates, pathLookups(exe)...)
 	case manifest.IsNode(runtime):
 		want = strings.TrimPrefix(runtime, "nodejs") // 20
@@ -150,13 +158,6 @@ func (r *Registry) discover(runtime string) (Interpreter, error) {
 	}
 	return Interpreter{}, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s", msg),
 		fmt.Sprintf("install it, or set runtimes.%s: /path/to/interpreter in /etc/cortex/config.yaml", runtime))
-}
-
-func pyenvRoot() string {
-	if r := os.Getenv("PYENV_ROOT"); r != "" {
-		return r
-	}
-	return "/root/.pyenv"
 }
 
 func pathLookups(names ...string) []string {

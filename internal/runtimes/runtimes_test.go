@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/kerneltest"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -35,7 +36,7 @@ func hostRuntime(t *testing.T, r *Registry, python bool) Interpreter {
 // TestLookup finds every known runtime the host has, with the version the
 // name promises, and at least one Python and one Node.
 func TestLookup(t *testing.T) {
-	r := NewRegistry(nil)
+	r := NewRegistry(nil, config.FromEnv().PyenvRoot)
 	hostRuntime(t, r, true)
 	hostRuntime(t, r, false)
 	for _, rt := range manifest.Runtimes {
@@ -58,7 +59,7 @@ func TestLookup(t *testing.T) {
 // TestLookupRange: a range resolves to the newest runtime of it the host
 // has; a range the host has nothing of fails with a hint naming them.
 func TestLookupRange(t *testing.T) {
-	r := NewRegistry(nil)
+	r := NewRegistry(nil, config.FromEnv().PyenvRoot)
 	newest := hostRuntime(t, r, true)
 	ip, err := r.Lookup("python>=3.10")
 	if err != nil || ip.Runtime != newest.Runtime || ip.Path != newest.Path {
@@ -68,7 +69,7 @@ func TestLookupRange(t *testing.T) {
 	if err != nil || ip.Runtime != newest.Runtime {
 		t.Errorf("range starting at the newest: %+v, %v", ip, err)
 	}
-	none := NewRegistry(map[string]string{"python3.12": "/nonexistent/python3.12", "python3.13": "/nonexistent/python3.13"})
+	none := NewRegistry(map[string]string{"python3.12": "/nonexistent/python3.12", "python3.13": "/nonexistent/python3.13"}, config.FromEnv().PyenvRoot)
 	_, err = none.Lookup("python>=3.12")
 	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "python>=3.12") || !strings.Contains(errdefs.HintOf(err), "python3.13, python3.12") {
 		t.Errorf("Lookup of a range with nothing installed: %v (hint %q)", err, errdefs.HintOf(err))
@@ -76,7 +77,7 @@ func TestLookupRange(t *testing.T) {
 }
 
 func TestMissingInterpreterIsInvalidWithHint(t *testing.T) {
-	r := NewRegistry(map[string]string{"python3.12": "/nonexistent/python3.12"})
+	r := NewRegistry(map[string]string{"python3.12": "/nonexistent/python3.12"}, config.FromEnv().PyenvRoot)
 	err := r.Available("python3.12")
 	if err == nil {
 		t.Fatal("want error")
@@ -90,12 +91,12 @@ func TestMissingInterpreterIsInvalidWithHint(t *testing.T) {
 }
 
 func TestOverrideWithWrongVersionRefused(t *testing.T) {
-	have := hostRuntime(t, NewRegistry(nil), true)
+	have := hostRuntime(t, NewRegistry(nil, config.FromEnv().PyenvRoot), true)
 	other := "python3.10"
 	if have.Runtime == other {
 		other = "python3.13"
 	}
-	r := NewRegistry(map[string]string{other: have.Path})
+	r := NewRegistry(map[string]string{other: have.Path}, config.FromEnv().PyenvRoot)
 	err := r.Available(other)
 	if err == nil || !strings.Contains(err.Error(), "is "+strings.TrimPrefix(have.Runtime, "python")) {
 		t.Fatalf("err = %v", err)
@@ -140,7 +141,7 @@ func TestBootstrap(t *testing.T) {
 		{"node esm", "nodejs", "esm.mjs:run", 0, "hello from esm"},
 		{"node missing export", "nodejs", "agent.js:nope", 1, "has no exported function"},
 	}
-	r := NewRegistry(nil)
+	r := NewRegistry(nil, config.FromEnv().PyenvRoot)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ip := hostRuntime(t, r, manifest.IsPython(tc.runtime))

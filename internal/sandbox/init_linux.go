@@ -33,7 +33,7 @@ func (s *initState) send(m ctrlMsg) {
 }
 
 func (s *initState) logf(level, format string, args ...any) {
-	s.send(ctrlMsg{Type: "log", Level: level, Msg: fmt.Sprintf(format, args...)})
+	s.send(ctrlMsg{Type: ctrlLog, Level: level, Msg: fmt.Sprintf(format, args...)})
 }
 
 // Init is the sandbox init's main. It never returns.
@@ -72,7 +72,7 @@ func Init() {
 
 	exitFile, err := os.OpenFile(st.spec.ExitFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		st.send(ctrlMsg{Type: "error", Step: "exitfile", Error: err.Error()})
+		st.send(ctrlMsg{Type: ctrlError, Step: "exitfile", Error: err.Error()})
 		os.Exit(125)
 	}
 	waited := false
@@ -82,7 +82,7 @@ func Init() {
 			// attaches) once it says go; nothing of the agent's runs before.
 			t0 := time.Now()
 			line, err := rd.ReadBytes('\n')
-			if err != nil || json.Unmarshal(line, &m) != nil || m.Type != "go" {
+			if err != nil || json.Unmarshal(line, &m) != nil || m.Type != ctrlGo {
 				os.Exit(125)
 			}
 			waited = true
@@ -90,17 +90,17 @@ func Init() {
 		}
 		t0 := time.Now()
 		if err := step.Run(st); err != nil {
-			st.send(ctrlMsg{Type: "error", Step: step.Name, Error: err.Error()})
+			st.send(ctrlMsg{Type: ctrlError, Step: step.Name, Error: err.Error()})
 			os.Exit(125)
 		}
 		st.logf("debug", "step %s took %s", step.Name, time.Since(t0))
 	}
 	cmd, err := startAgent(st.spec)
 	if err != nil {
-		st.send(ctrlMsg{Type: "error", Step: "exec", Error: err.Error()})
+		st.send(ctrlMsg{Type: ctrlError, Step: "exec", Error: err.Error()})
 		os.Exit(125)
 	}
-	st.send(ctrlMsg{Type: "started", Pid: cmd.Process.Pid})
+	st.send(ctrlMsg{Type: ctrlStarted, Pid: cmd.Process.Pid})
 	status := supervise(cmd.Process.Pid)
 	b, _ := json.Marshal(status)
 	_, _ = exitFile.Write(b)

@@ -246,7 +246,7 @@ func attachDetached(tree int, target string, b Bind) error {
 // file the host owner owns appear owned by the agent, and the agent's
 // writes land owned by the host owner.
 func idmapUserns(m *IDMap) (int, func(), error) {
-	cmd := exec.Command("/proc/self/exe", "userns-hold")
+	cmd := exec.Command("/proc/self/exe", UsernsHoldArg)
 	cmd.Args[0] = "cortex-userns"
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  unix.CLONE_NEWUSER,

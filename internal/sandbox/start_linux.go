@@ -56,13 +56,13 @@ func (e *StartError) Error() string { return e.Step + ": " + e.Err.Error() }
 func (e *StartError) Unwrap() error { return e.Err }
 
 type ctrlMsg struct {
-	Type  string `json:"type"` // spec | go | log | started | error
-	Spec  *Spec  `json:"spec,omitempty"`
-	Pid   int    `json:"pid,omitempty"`
-	Step  string `json:"step,omitempty"`
-	Error string `json:"error,omitempty"`
-	Level string `json:"level,omitempty"`
-	Msg   string `json:"msg,omitempty"`
+	Type  ctrlType `json:"type"`
+	Spec  *Spec    `json:"spec,omitempty"`
+	Pid   int      `json:"pid,omitempty"`
+	Step  string   `json:"step,omitempty"`
+	Error string   `json:"error,omitempty"`
+	Level string   `json:"level,omitempty"`
+	Msg   string   `json:"msg,omitempty"`
 }
 
 // Start creates the init in new namespaces, runs opts.Prepare, sends the
@@ -134,7 +134,7 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 	// The init builds the sandbox while Prepare places it; it waits for
 	// "go" before any agent code can run.
 	spec.Keep = len(opts.Keep)
-	msg, _ := json.Marshal(ctrlMsg{Type: "spec", Spec: &spec})
+	msg, _ := json.Marshal(ctrlMsg{Type: ctrlSpec, Spec: &spec})
 	if _, err := parent.Write(append(msg, '\n')); err != nil {
 		return fail("exec", fmt.Errorf("send spec: %w", err))
 	}
@@ -143,7 +143,7 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 			return fail("prepare", err)
 		}
 	}
-	if _, err := parent.Write([]byte(`{"type":"go"}` + "\n")); err != nil {
+	if _, err := parent.Write(ctrlGoLine); err != nil {
 		return fail("exec", fmt.Errorf("send go: %w", err))
 	}
 
@@ -164,12 +164,12 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 			if err := json.Unmarshal(line, &m); err != nil {
 				continue
 			}
-			if m.Type == "log" {
+			if m.Type == ctrlLog {
 				log.Log(context.Background(), levelOf(m.Level), m.Msg, "sandbox", spec.ID)
 				continue
 			}
 			replies <- reply{msg: m}
-			if m.Type == "started" {
+			if m.Type == ctrlStarted {
 				// Keep relaying the init's log lines until it exits.
 				for {
 					line, err := rd.ReadBytes('\n')
@@ -177,7 +177,7 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 						parent.Close()
 						return
 					}
-					if json.Unmarshal(line, &m) == nil && m.Type == "log" {
+					if json.Unmarshal(line, &m) == nil && m.Type == ctrlLog {
 						log.Log(context.Background(), levelOf(m.Level), m.Msg, "sandbox", spec.ID)
 					}
 				}
@@ -193,9 +193,9 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 			<-p.done
 			parent.Close()
 			return nil, &StartError{"exec", fmt.Errorf("sandbox init exited before the agent started (%s)", p.status.describe())}
-		case r.msg.Type == "error":
+		case r.msg.Type == ctrlError:
 			return fail(r.msg.Step, errors.New(r.msg.Error))
-		case r.msg.Type == "started":
+		case r.msg.Type == ctrlStarted:
 			p.AgentPid = r.msg.Pid
 			return p, nil
 		default:

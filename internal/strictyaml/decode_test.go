@@ -3,6 +3,7 @@ package strictyaml
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -71,19 +72,19 @@ func TestDecode(t *testing.T) {
 			o.Inner.Count, o.Inner.Size = 8, "2Mi"
 		}},
 		{name: "skipped field is unknown", in: "skipped: x\n", wantErr: `f.yaml:1:1: skipped: unknown field; known fields: version, inner, ptr, hosts, list, any, notag`},
-		{name: "int from string", in: "inner: {count: \"3\"}\n", wantErr: `f.yaml:1:16: inner.count: "3" is not a whole number in range; write an integer, unquoted`},
-		{name: "int overflow", in: "inner: {small: 300}\n", wantErr: `inner.small: "300" is not a whole number in range`},
-		{name: "negative uint", in: "inner: {pos: -1}\n", wantErr: `inner.pos: "-1" is not a non-negative whole number in range`},
+		{name: "int from string", in: "inner: {count: \"3\"}\n", wantErr: `f.yaml:1:16: inner.count: "3" is not a whole number; write an integer without quotes`},
+		{name: "int overflow", in: "inner: {small: 300}\n", wantErr: `f.yaml:1:16: inner.small: 300 is out of range; write a smaller number`},
+		{name: "negative uint", in: "inner: {pos: -1}\n", wantErr: `inner.pos: "-1" is not a whole number of 0 or more in range`},
 		{name: "float from bool", in: "inner: {ratio: true}\n", wantErr: `inner.ratio: "true" is not a number`},
 		{name: "bool from yes", in: "inner: {on: yes}\n", wantErr: `inner.on: expected true or false, found a string`},
-		{name: "string from map", in: "version: {a: 1}\n", wantErr: `f.yaml:1:10: version: expected a single value, found a map`},
+		{name: "string from map", in: "version: {a: 1}\n", wantErr: `f.yaml:1:10: version: expected a string, found a map`},
 		{name: "struct from list", in: "inner: [1]\n", wantErr: `f.yaml:1:8: inner: expected a map, found a list`},
 		{name: "list from scalar", in: "list: a\n", wantErr: `f.yaml:1:7: list: expected a list, found a string`},
 		{name: "unmarshaler error", in: "inner: {wait: soon}\n", wantErr: `f.yaml:1:15: inner.wait: "soon" is not a duration; write e.g. 10s`},
 		{name: "custom tag", in: "version: !env V\n", wantErr: `f.yaml:1:10: version: tag !env is not supported; remove the tag`},
 		{name: "every problem, sorted", in: "zzz: 1\ninner: {count: x, sise: 1}\naaa: 2\n",
 			wantErr: "f.yaml:1:1: zzz: unknown field; known fields: version, inner, ptr, hosts, list, any, notag\n" +
-				"f.yaml:2:16: inner.count: \"x\" is not a whole number in range; write an integer, unquoted\n" +
+				"f.yaml:2:16: inner.count: \"x\" is not a whole number; write an integer without quotes\n" +
 				"f.yaml:2:19: inner.sise: unknown field; did you mean \"size\"?\n" +
 				"f.yaml:3:1: aaa: unknown field; did you mean \"any\"?"},
 	}
@@ -159,4 +160,67 @@ func TestDecodeDuration(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `c.yaml:1:7: wait: "soon" is not a duration`) {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// TestDecodeOptions checks the hooks a schema with conventions of its own
+// (the manifest) uses: problems at keys, every key seen, fields decoded by
+// hand, skipped extension keys, and the example and fix tags.
+func TestDecodeOptions(t *testing.T) {
+	type res struct {
+		CPU  float64 `yaml:"cpu" example:"0.5"`
+		Pids int64   `yaml:"pids" example:"128"`
+	}
+	type doc struct {
+		Name   string   `yaml:"name"`
+		Res    res      `yaml:"res" fix:"write res: {cpu: 1}"`
+		Custom []string `yaml:"custom"`
+	}
+	root := mustParse(t, "x-anchors: &a {cpu: 2}\nname: n\nres: {<<: *a, pids: many}\ncustom: whatever\n")
+	var seen []string
+	var v doc
+	errs := DecodeNode(root, "", &v, Options{
+		AtKey: true,
+		Seen: func(field string, key *yaml.Node) {
+			seen = append(seen, fmt.Sprintf("%s@%d:%d", field, key.Line, key.Column))
+		},
+		Field: func(field string, n *yaml.Node, ptr any) bool {
+			if p, ok := ptr.(*[]string); ok {
+				*p = []string{field + "=" + n.Value}
+				return true
+			}
+			return false
+		},
+		Skip: func(key string) bool { return strings.HasPrefix(key, "x-") },
+	})
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	want := []string{`line 3:15: res.pids: "many" is not a whole number; write an integer without quotes, e.g. 128`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"name@2:1", "res@3:1", "res.cpu@1:16", "res.pids@3:15", "custom@4:1"}, seen); diff != "" {
+		t.Errorf("seen (-want +got):\n%s", diff)
+	}
+	if v.Name != "n" || v.Res.CPU != 2 || !reflect.DeepEqual(v.Custom, []string{"custom=whatever"}) {
+		t.Errorf("decoded %+v", v)
+	}
+	errs = DecodeNode(mustParse(t, "res: [1]\n"), "", &v, Options{AtKey: true})
+	if len(errs) != 1 || errs[0].Error() != "line 1:1: res: expected a map, found a list; write res: {cpu: 1}" {
+		t.Errorf("struct type error: %v", errs)
+	}
+	errs = DecodeNode(mustParse(t, "res: {cpu: [1]}\n"), "", &v, Options{})
+	if len(errs) != 1 || errs[0].Error() != "line 1:12: res.cpu: expected a number, found a list; write e.g. 0.5" {
+		t.Errorf("scalar type error at the value: %v", errs)
+	}
+}
+
+func mustParse(t *testing.T, s string) *yaml.Node {
+	t.Helper()
+	n, err := Parse([]byte(s), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -3,10 +3,11 @@
 // type coercion, and every problem reported as file:line:col: field: what is
 // wrong; how to fix.
 //
-// It owns the YAML front end shared by cortex.yaml (internal/manifest, which
-// walks the node tree itself with the helpers here) and the daemon's
-// config.yaml (internal/config, which uses Decode). It must not know about
-// either schema, read files, or touch the environment.
+// It owns the YAML front end and the one wording of problems shared by
+// cortex.yaml (internal/manifest, which decodes its plain blocks with
+// DecodeNode and Options and the few shapes a struct cannot say by hand)
+// and the daemon's config.yaml (internal/config, which uses Decode). It
+// must not know about either schema, read files, or touch the environment.
 //
 // Anchors, aliases and merge keys (<<) are accepted; a document whose aliases
 // refer to themselves or expand past MaxNodes nodes is refused, so walking

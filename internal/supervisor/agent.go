@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/sandbox"
@@ -45,7 +45,7 @@ type agent struct {
 	restartPending bool
 	cpuAt          time.Time
 	cpuNS          uint64
-	lastOOM        *api.OOMReport
+	lastOOM        *OOMReport
 
 	wake     chan struct{} // interrupts a backoff sleep
 	detached chan struct{} // daemon shutting down: stop watching
@@ -235,7 +235,7 @@ func (a *agent) reportOOM(cg cgroups.Group) {
 		return
 	}
 	a.mu.Lock()
-	r := &api.OOMReport{Run: a.rec.Restarts, Time: time.Now(), Limit: uint64(a.spec.Limits.Memory),
+	r := &OOMReport{Run: a.rec.Restarts, Time: time.Now(), Limit: uint64(a.spec.Limits.Memory),
 		Peak: ms.Peak, Usage: ms.Usage, Anon: ms.Anon, File: ms.File, Shmem: ms.Shmem, Kernel: ms.Kernel, Sock: ms.Sock}
 	a.lastOOM = r
 	a.mu.Unlock()
@@ -473,7 +473,7 @@ func (a *agent) startCollectors(out, errf *os.File, run int) {
 			defer c.f.Close()
 			err := a.s.opts.Logs.Collect(ctx, c.f, logs.Meta{Project: a.project, Agent: a.name, Run: run, Stream: c.stream, Strict: strict})
 			if err != nil && ctx.Err() == nil && !errors.Is(err, os.ErrClosed) {
-				a.s.log.Warn("log collector", "project", a.project, "agent", a.name, "err", err)
+				a.s.log.Warn("log collector", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 			}
 		}()
 	}
@@ -502,7 +502,7 @@ func (a *agent) endRun() {
 	select {
 	case <-drained:
 	case <-time.After(5 * time.Second):
-		a.s.log.Warn("log drain timed out", "project", a.project, "agent", a.name)
+		a.s.log.Warn("log drain timed out", logkey.Project, a.project, logkey.Agent, a.name)
 	}
 	a.stopCollectors()
 	a.mu.Lock()
@@ -514,7 +514,7 @@ func (a *agent) endRun() {
 	}
 	if cg != nil {
 		if err := cg.Delete(); err != nil {
-			a.s.log.Warn("delete cgroup", "project", a.project, "agent", a.name, "err", err)
+			a.s.log.Warn("delete cgroup", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 		}
 	}
 }
@@ -561,11 +561,11 @@ func (a *agent) setEnded(st State, reason string, code *int, restartPending bool
 func (a *agent) persist(rec store.Agent, restartPending bool) {
 	ctx := context.Background()
 	if err := a.s.opts.Store.PutAgent(ctx, rec); err != nil {
-		a.s.log.Error("persist agent state", "project", a.project, "agent", a.name, "err", err)
+		a.s.log.Error("persist agent state", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 	}
 	ev := store.Event{Project: rec.Project, Agent: rec.Name, Run: rec.Restarts, State: rec.State, Reason: rec.Reason, ExitCode: rec.ExitCode, Time: time.Now()}
 	if err := a.s.opts.Store.AddEvent(ctx, ev); err != nil {
-		a.s.log.Error("persist agent event", "project", a.project, "agent", a.name, "err", err)
+		a.s.log.Error("persist agent event", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 	}
 	a.s.publish(Event{Time: ev.Time, Project: rec.Project, Agent: rec.Name, Run: rec.Restarts, State: State(rec.State), Reason: rec.Reason, ExitCode: rec.ExitCode, RestartPending: restartPending})
 }
@@ -580,7 +580,7 @@ func (a *agent) system(level, msg string, fields map[string]any) {
 	a.mu.Unlock()
 	_, err := a.s.opts.Logs.Append(logs.Record{Project: a.project, Agent: a.name, Run: run, Stream: logs.StreamSystem, Level: level, Message: msg, Fields: fields})
 	if err != nil {
-		a.s.log.Warn("append system log", "err", err)
+		a.s.log.Warn("append system log", logkey.Err, err)
 	}
 }
 
@@ -734,7 +734,7 @@ func (a *agent) inspect(ctx context.Context) (Inspection, error) {
 		return Inspection{}, err
 	}
 	in := Inspection{
-		AgentStatus:   st,
+		Status:        st,
 		Spec:          a.spec,
 		Limits:        a.spec.Limits,
 		UID:           a.uid,
@@ -744,7 +744,7 @@ func (a *agent) inspect(ctx context.Context) (Inspection, error) {
 		BundleDigest:  a.proj.Digest,
 		BundleDir:     a.proj.BundleDir,
 		SourceDir:     a.proj.SourceDir,
-		History:       history(hist),
+		History:       hist,
 		LastOOM:       lastOOM,
 	}
 	if !a.s.opts.Sandbox.Confine {
@@ -781,12 +781,4 @@ func (s *Supervisor) walls() []Wall {
 		}
 	}
 	return w
-}
-
-func history(evs []store.Event) []api.HistoryEvent {
-	out := make([]api.HistoryEvent, len(evs))
-	for i, e := range evs {
-		out[i] = api.HistoryEvent(e)
-	}
-	return out
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/sandbox"
@@ -41,7 +42,7 @@ func (s *Supervisor) Recover(ctx context.Context) error {
 		}
 		var ra manifest.ResolvedAgent
 		if err := json.Unmarshal(rec.Spec, &ra); err != nil {
-			s.log.Error("recover: bad agent spec", "project", rec.Project, "agent", rec.Name, "err", err)
+			s.log.Error("recover: bad agent spec", logkey.Project, rec.Project, logkey.Agent, rec.Name, logkey.Err, err)
 			continue
 		}
 		a := s.newAgent(p, ra)
@@ -80,7 +81,7 @@ func (s *Supervisor) Recover(ctx context.Context) error {
 				}
 				c, err := ra.Reattach(ctx, info, proc.Pid)
 				if err != nil {
-					s.log.Warn("recover: reattach subsystem", "project", rec.Project, "agent", rec.Name, "err", err)
+					s.log.Warn("recover: reattach subsystem", logkey.Project, rec.Project, logkey.Agent, rec.Name, logkey.Err, err)
 					continue
 				}
 				if c != nil {
@@ -90,13 +91,13 @@ func (s *Supervisor) Recover(ctx context.Context) error {
 			if out, errf, err := reopenFIFOs(a.runDir); err == nil {
 				a.startCollectors(out, errf, rec.Restarts)
 			} else {
-				s.log.Warn("recover: reopen output", "project", rec.Project, "agent", rec.Name, "err", err)
+				s.log.Warn("recover: reopen output", logkey.Project, rec.Project, logkey.Agent, rec.Name, logkey.Err, err)
 			}
 			if State(rec.State) == Starting {
 				a.setState(Running, "", nil)
 			}
 			a.system(logs.LevelInfo, fmt.Sprintf("reattached after daemon restart (pid %d)", proc.Pid), nil)
-			s.log.Info("reattached agent", "project", rec.Project, "agent", rec.Name, "pid", proc.Pid)
+			s.log.Info("reattached agent", logkey.Project, rec.Project, logkey.Agent, rec.Name, "pid", proc.Pid)
 			s.spawn(a, proc, nil, false)
 			continue
 		}
@@ -146,7 +147,7 @@ func (s *Supervisor) spawn(a *agent, proc *sandbox.Process, lost *sandbox.ExitSt
 func (s *Supervisor) cleanupOrphans(owned map[string]bool) {
 	names, err := s.opts.Cgroups.List()
 	if err != nil {
-		s.log.Warn("list cgroups", "err", err)
+		s.log.Warn("list cgroups", logkey.Err, err)
 		return
 	}
 	for _, n := range names {
@@ -155,7 +156,7 @@ func (s *Supervisor) cleanupOrphans(owned map[string]bool) {
 		}
 		if g, err := s.opts.Cgroups.Load(n); err == nil {
 			if err := g.Delete(); err != nil {
-				s.log.Warn("delete orphan cgroup", "cgroup", n, "err", err)
+				s.log.Warn("delete orphan cgroup", "cgroup", n, logkey.Err, err)
 			} else {
 				s.log.Info("deleted orphan cgroup", "cgroup", n)
 			}

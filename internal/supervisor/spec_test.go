@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/cortexrt/cortex/internal/config"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ type specFixture struct {
 func newSpecFixture(t *testing.T, confine bool, read, write []string) *specFixture {
 	t.Helper()
 	kerneltest.RequireRoot(t)
-	reg := runtimes.NewRegistry(nil)
+	reg := runtimes.NewRegistry(nil, config.FromEnv().PyenvRoot)
 	rt := ""
 	for _, r := range []string{"python3.11", "python3.12", "python3.10", "nodejs20", "nodejs18"} {
 		if reg.Available(r) == nil {

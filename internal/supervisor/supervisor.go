@@ -14,6 +14,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/runtimes"
@@ -101,7 +102,7 @@ func New(opts Options) *Supervisor {
 	}
 	return &Supervisor{
 		opts:   opts,
-		log:    opts.Logger.With("subsystem", "supervisor"),
+		log:    opts.Logger.With(logkey.Subsystem, "supervisor"),
 		agents: map[string]*agent{},
 		uids:   map[int]string{},
 		subs:   map[chan Event]string{},

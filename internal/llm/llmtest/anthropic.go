@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 )
 
 func anthropicError(w http.ResponseWriter, status int, typ, msg string) {
@@ -102,23 +101,14 @@ func (s *Server) serveAnthropic(w http.ResponseWriter, r *http.Request, body []b
 		anthropicError(w, http.StatusBadRequest, "invalid_request_error", msg)
 		return
 	}
-	rep := s.next()
-	if rep.Delay > 0 {
-		select {
-		case <-time.After(rep.Delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if rep.Status != 0 && rep.Status != http.StatusOK {
-		if rep.RetryAfter != "" {
-			w.Header().Set("Retry-After", rep.RetryAfter)
-		}
+	rep, ok := s.reply(w, r, got, func(status int, msg string) {
 		typ := "api_error"
-		if rep.Status == 529 {
+		if status == 529 {
 			typ = "overloaded_error"
 		}
-		anthropicError(w, rep.Status, typ, errMessage(rep, got))
+		anthropicError(w, status, typ, msg)
+	})
+	if !ok {
 		return
 	}
 	model, _ := req["model"].(string)
@@ -161,15 +151,14 @@ func (s *Server) serveAnthropic(w http.ResponseWriter, r *http.Request, body []b
 	if rep.Text != "" {
 		sse(w, "content_block_start", map[string]any{"type": "content_block_start", "index": idx, "content_block": map[string]any{"type": "text", "text": ""}}, d)
 		sse(w, "ping", map[string]any{"type": "ping"}, 0)
-		for i, part := range words(rep.Text, rep.Chunks) {
-			if rep.FailAfterChunks > 0 && i == rep.FailAfterChunks {
-				cut()
-			}
-			if rep.ErrorEventAfterChunks > 0 && i == rep.ErrorEventAfterChunks {
+		if !textDeltas(rep, words(rep.Text, rep.Chunks),
+			func(_ int, part string) {
+				sse(w, "content_block_delta", map[string]any{"type": "content_block_delta", "index": idx, "delta": map[string]any{"type": "text_delta", "text": part}}, d)
+			},
+			func() {
 				sse(w, "error", map[string]any{"type": "error", "error": map[string]any{"type": "overloaded_error", "message": "Overloaded"}}, 0)
-				return
-			}
-			sse(w, "content_block_delta", map[string]any{"type": "content_block_delta", "index": idx, "delta": map[string]any{"type": "text_delta", "text": part}}, d)
+			}) {
+			return
 		}
 		sse(w, "content_block_stop", map[string]any{"type": "content_block_stop", "index": idx}, d)
 		idx++

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 )
 
 func geminiError(w http.ResponseWriter, status int, st, msg string) {
@@ -88,19 +87,8 @@ func (s *Server) serveGemini(w http.ResponseWriter, r *http.Request, body []byte
 		geminiError(w, http.StatusBadRequest, "INVALID_ARGUMENT", msg)
 		return
 	}
-	rep := s.next()
-	if rep.Delay > 0 {
-		select {
-		case <-time.After(rep.Delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if rep.Status != 0 && rep.Status != http.StatusOK {
-		if rep.RetryAfter != "" {
-			w.Header().Set("Retry-After", rep.RetryAfter)
-		}
-		geminiError(w, rep.Status, "UNAVAILABLE", errMessage(rep, got))
+	rep, ok := s.reply(w, r, got, func(status int, msg string) { geminiError(w, status, "UNAVAILABLE", msg) })
+	if !ok {
 		return
 	}
 	finish := rep.Finish
@@ -155,10 +143,7 @@ func (s *Server) serveGemini(w http.ResponseWriter, r *http.Request, body []byte
 		cut()
 	}
 	chunks := words(rep.Text, rep.Chunks)
-	for i, part := range chunks {
-		if rep.FailAfterChunks > 0 && i == rep.FailAfterChunks {
-			cut()
-		}
+	textDeltas(rep, chunks, func(i int, part string) {
 		last := i == len(chunks)-1 && len(calls) == 0
 		f := ""
 		resp := map[string]any{"modelVersion": model, "responseId": "gemini-fake"}
@@ -170,7 +155,7 @@ func (s *Server) serveGemini(w http.ResponseWriter, r *http.Request, body []byte
 		}
 		resp["candidates"] = []any{candidate([]any{map[string]any{"text": part}}, f)}
 		sse(w, "", resp, rep.ChunkDelay)
-	}
+	}, nil)
 	if len(calls) > 0 || len(chunks) == 0 {
 		sse(w, "", map[string]any{"candidates": []any{candidate(calls, finish)}, "usageMetadata": usage, "modelVersion": model, "responseId": "gemini-fake"}, rep.ChunkDelay)
 	}

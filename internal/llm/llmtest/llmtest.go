@@ -193,6 +193,47 @@ func (s *Server) next() Reply {
 	return s.def
 }
 
+// reply takes the next scripted Reply, waits out its Delay and answers a
+// scripted error status (with its Retry-After) through fail, in the
+// provider's format; key is the API key the request carried, for
+// ErrorMessage's {key}. ok is false when the request has been answered or
+// its client is gone.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, key string, fail func(status int, msg string)) (rep Reply, ok bool) {
+	rep = s.next()
+	if rep.Delay > 0 {
+		select {
+		case <-time.After(rep.Delay):
+		case <-r.Context().Done():
+			return rep, false
+		}
+	}
+	if rep.Status != 0 && rep.Status != http.StatusOK {
+		if rep.RetryAfter != "" {
+			w.Header().Set("Retry-After", rep.RetryAfter)
+		}
+		fail(rep.Status, errMessage(rep, key))
+		return rep, false
+	}
+	return rep, true
+}
+
+// textDeltas streams chunks through send, cutting the connection after
+// rep.FailAfterChunks of them, or sending errorEvent (when there is one)
+// after rep.ErrorEventAfterChunks; it reports false after an error event.
+func textDeltas(rep Reply, chunks []string, send func(i int, text string), errorEvent func()) bool {
+	for i, part := range chunks {
+		if rep.FailAfterChunks > 0 && i == rep.FailAfterChunks {
+			cut()
+		}
+		if errorEvent != nil && rep.ErrorEventAfterChunks > 0 && i == rep.ErrorEventAfterChunks {
+			errorEvent()
+			return false
+		}
+		send(i, part)
+	}
+	return true
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body := readAll(r)
 	s.mu.Lock()

@@ -84,19 +84,8 @@ func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request, body []byte
 		openAIError(w, http.StatusBadRequest, msg, "invalid_request_error")
 		return
 	}
-	rep := s.next()
-	if rep.Delay > 0 {
-		select {
-		case <-time.After(rep.Delay):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if rep.Status != 0 && rep.Status != http.StatusOK {
-		if rep.RetryAfter != "" {
-			w.Header().Set("Retry-After", rep.RetryAfter)
-		}
-		openAIError(w, rep.Status, errMessage(rep, got), "server_error")
+	rep, ok := s.reply(w, r, got, func(status int, msg string) { openAIError(w, status, msg, "server_error") })
+	if !ok {
 		return
 	}
 	model, _ := req["model"].(string)
@@ -147,15 +136,12 @@ func (s *Server) serveOpenAI(w http.ResponseWriter, r *http.Request, body []byte
 	if rep.FailBeforeFirstToken {
 		cut()
 	}
-	for i, part := range words(rep.Text, rep.Chunks) {
-		if rep.FailAfterChunks > 0 && i == rep.FailAfterChunks {
-			cut()
-		}
-		if rep.ErrorEventAfterChunks > 0 && i == rep.ErrorEventAfterChunks {
+	if !textDeltas(rep, words(rep.Text, rep.Chunks),
+		func(_ int, part string) { sse(w, "", chunk(map[string]any{"content": part}, nil), rep.ChunkDelay) },
+		func() {
 			sse(w, "", map[string]any{"error": map[string]any{"message": "fake mid-stream failure", "type": "server_error"}}, 0)
-			return
-		}
-		sse(w, "", chunk(map[string]any{"content": part}, nil), rep.ChunkDelay)
+		}) {
+		return
 	}
 	for i, tc := range rep.ToolCalls {
 		sse(w, "", chunk(map[string]any{"tool_calls": []any{map[string]any{"index": i, "id": tc.ID, "type": "function", "function": map[string]any{"name": tc.Name, "arguments": ""}}}}, nil), rep.ChunkDelay)

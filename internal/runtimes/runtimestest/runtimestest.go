@@ -8,6 +8,7 @@ package runtimestest
 
 import (
 	"fmt"
+	"github.com/cortexrt/cortex/internal/config"
 	"regexp"
 	"strings"
 	"sync"
@@ -31,7 +32,7 @@ var (
 )
 
 func registry() *runtimes.Registry {
-	once.Do(func() { reg = runtimes.NewRegistry(nil) })
+	once.Do(func() { reg = runtimes.NewRegistry(nil, config.FromEnv().PyenvRoot) })
 	return reg
 }
 
