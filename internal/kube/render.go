@@ -414,16 +414,23 @@ func (r *renderer) agent(i int, a manifest.ResolvedAgent) {
 	}
 
 	var argv []string
-	image := r.cfg.Images.Runtimes[a.Runtime]
-	if manifest.IsPython(a.Runtime) {
+	rt := a.Runtime
+	image := r.cfg.Images.Runtimes[rt]
+	if cands, _ := manifest.RuntimeCandidates(rt); image == "" && manifest.IsRuntimeRange(rt) && len(cands) > 0 {
+		// A range ("python>=3.10") runs on the image of its newest known
+		// runtime: the cluster has no host interpreter to pick from.
+		rt = cands[0]
+		image = r.cfg.Images.Runtimes[rt]
+	}
+	if manifest.IsPython(rt) {
 		argv = []string{"python3", "-s", "-u", "-B", ShareDir + "/shims/bootstrap.py", a.Entrypoint}
 		if image == "" {
-			image = "docker.io/library/python:" + strings.TrimPrefix(a.Runtime, "python") + "-slim"
+			image = "docker.io/library/python:" + strings.TrimPrefix(rt, "python") + "-slim"
 		}
 	} else {
 		argv = []string{"node", ShareDir + "/shims/bootstrap.js", a.Entrypoint}
 		if image == "" {
-			image = "docker.io/library/node:" + strings.TrimPrefix(a.Runtime, "nodejs") + "-slim"
+			image = "docker.io/library/node:" + strings.TrimPrefix(rt, "nodejs") + "-slim"
 		}
 	}
 	agentC := Container{
