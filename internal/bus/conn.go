@@ -267,6 +267,7 @@ func (c *conn) publish(req *request) error {
 		return err
 	}
 	if !allowed(c.a.pol.Publish, req.Channel) {
+		c.s.deny(c.a.id, "publish", req.Channel)
 		return errdefs.WithHint(errdefs.New(errdefs.PermissionDenied, "agent %q may not publish to channel %q", c.a.id.Agent, req.Channel),
 			"add the channel to the agent's bus.publish capability in cortex.yaml")
 	}
@@ -296,6 +297,7 @@ func (c *conn) subscribe(req *request) error {
 		return err
 	}
 	if !allowed(c.a.pol.Subscribe, req.Channel) {
+		c.s.deny(c.a.id, "subscribe", req.Channel)
 		return errdefs.WithHint(errdefs.New(errdefs.PermissionDenied, "agent %q may not subscribe to channel %q", c.a.id.Agent, req.Channel),
 			"add the channel to the agent's bus.subscribe capability in cortex.yaml")
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/bus/bustest"
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/kerneltest"
 	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 	"github.com/cortexrt/cortex/sdk"
@@ -181,6 +182,9 @@ func TestSocketOwnership(t *testing.T) {
 
 func TestACL(t *testing.T) {
 	s := newServer(t, Config{}, "")
+	ev := events.New()
+	denied := ev.Subscribe("test", 100, events.OfType(events.BusDenied))
+	s.SetEvents(ev)
 	c := dial(t, attach(t, s, sockDir(t), "p", "a", Policy{
 		Publish:   []string{"results", "jobs.*", "logs.>"},
 		Subscribe: []string{},
@@ -216,6 +220,21 @@ func TestACL(t *testing.T) {
 			t.Errorf("subscribe with empty bus.subscribe: %v, want forbidden", err)
 		}
 	})
+	// Every refusal, and nothing else, is an event naming the agent, the
+	// operation and the channel.
+	ev.Close()
+	var got []string
+	for e := range denied.C {
+		d := e.Detail.(events.BusDeniedDetail)
+		if e.Project != "p" || e.Agent != "a" {
+			t.Errorf("denial event names %s/%s, want p/a", e.Project, e.Agent)
+		}
+		got = append(got, d.Op+" "+d.Channel)
+	}
+	want := []string{"publish results2", "publish jobs.a.b", "publish jobs", "publish logs", "subscribe results"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("bus.denied events (-want +got):\n%s", diff)
+	}
 }
 
 // TestRequestErrors: malformed and oversized requests get error replies

@@ -27,6 +27,7 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/logkey"
 )
 
@@ -77,9 +78,10 @@ const lineOverhead = 16 << 10
 
 // Server is the bus. It is safe for concurrent use.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	node string
+	cfg    Config
+	events atomic.Pointer[events.Stream]
+	log    *slog.Logger
+	node   string
 
 	ns *server.Server
 	nc *nats.Conn
@@ -641,3 +643,14 @@ func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)
 func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...), "source", "nats") }
 func (n natsLogger) Debugf(f string, v ...any)  {}
 func (n natsLogger) Tracef(f string, v ...any)  {}
+
+// SetEvents makes the server report the operations it refuses an agent
+// (a channel outside its bus.publish or bus.subscribe ACL) on ev.
+func (s *Server) SetEvents(ev *events.Stream) { s.events.Store(ev) }
+
+// deny reports a refused operation on the event stream.
+func (s *Server) deny(id Identity, op, channel string) {
+	if ev := s.events.Load(); ev != nil {
+		ev.Emit(events.Event{Project: id.Project, Agent: id.Agent, Detail: events.BusDeniedDetail{Op: op, Channel: channel, Reason: "not in the agent's bus." + op + " capability"}})
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/egress"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
@@ -69,6 +70,10 @@ type Daemon struct {
 	llmSvc   *llmService
 	bus      *bus.Server
 
+	// events is the one stream of typed facts every subsystem emits on
+	// and every consumer subscribes to (internal/events).
+	events *events.Stream
+
 	// runMu serialises project creation (extract, validate, start).
 	runMu sync.Mutex
 	// background goroutines owned by the daemon, stopped by Close.
@@ -87,7 +92,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if err := prepareState(p, log); err != nil {
 		return nil, fmt.Errorf("prepare directories under %s: %w", p.Root, err)
 	}
-	d := &Daemon{paths: p, log: log}
+	d := &Daemon{paths: p, log: log, events: events.New()}
 	lock, err := lockRoot(p)
 	if err != nil {
 		return nil, err
@@ -134,9 +139,11 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if d.bus, err = bus.New(ctx, d.cfg.Bus, filepath.Join(p.LibDir, "bus"), log); err != nil {
 		return nil, fmt.Errorf("bus: %w", err)
 	}
+	d.bus.SetEvents(d.events)
 	if d.llm, err = llm.New(d.cfg.LLM, llm.Dirs{Cache: filepath.Join(p.CacheDir, "llm"), State: filepath.Join(p.LibDir, "llm")}, config.Getenv, log); err != nil {
 		return nil, fmt.Errorf("llm gateway: %w", err)
 	}
+	d.llm.SetEvents(d.events)
 	d.llmSvc = newLLMService(d.llm, log.With(logkey.Subsystem, "llm"))
 	d.goBG(func(context.Context) { d.llmSvc.serve() })
 	if gw, err := egress.New(egress.Config{Hosts: d.cfg.Egress.Hosts}, log); err != nil {
@@ -146,7 +153,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		if err := gw.RegisterInternal(llm.Host, d.llmSvc.dial); err != nil {
 			return nil, err
 		}
-		d.egress = newEgressAttacher(gw, d.logs)
+		d.egress = newEgressAttacher(gw, d.logs, d.events)
 		d.egress.internal = func(a supervisor.AgentInfo) []string {
 			if len(a.Agent.Capabilities.LLMAccess) > 0 {
 				return []string{llm.Host}
@@ -176,12 +183,14 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		BackoffInitial: d.cfg.Supervisor.BackoffInitial,
 		BackoffMax:     d.cfg.Supervisor.BackoffMax,
 		KillGrace:      d.cfg.Supervisor.KillGrace,
+		Events:         d.events,
 	})
 	if err := d.sup.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover agents: %w", err)
 	}
 	d.setBrokers(ctx)
 	ok = true
+	d.events.Emit(events.Event{Type: events.DaemonStart, Detail: events.DaemonDetail{Version: Version, PID: os.Getpid()}})
 	return d, nil
 }
 
@@ -224,6 +233,9 @@ func trimNL(b []byte) []byte {
 // Close releases everything. Agents keep running: a new daemon
 // reattaches to them.
 func (d *Daemon) Close() {
+	if d.events != nil {
+		d.events.Emit(events.Event{Type: events.DaemonStop, Detail: events.DaemonDetail{Version: Version, PID: os.Getpid()}})
+	}
 	if d.sup != nil {
 		d.sup.Close()
 	}
@@ -255,6 +267,9 @@ func (d *Daemon) Close() {
 	}
 	if d.store != nil {
 		_ = d.store.Close()
+	}
+	if d.events != nil {
+		d.events.Close()
 	}
 	if d.lock != nil {
 		_ = d.lock.Close()

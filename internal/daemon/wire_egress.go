@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/egress"
+	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/sandbox"
 	"github.com/cortexrt/cortex/internal/supervisor"
@@ -39,8 +40,9 @@ func (d *Daemon) attachers() []supervisor.Attacher {
 // refusals go into the agent's log stream, and its synthetic DNS mappings
 // are saved beside its runtime files so a restarted daemon keeps them.
 type egressAttacher struct {
-	gw   *egress.Gateway
-	logs *logs.Store
+	gw     *egress.Gateway
+	logs   *logs.Store
+	events *events.Stream
 	// internal names every agent with the matching capability gets.
 	internal func(supervisor.AgentInfo) []string
 
@@ -57,8 +59,8 @@ type egressRun struct {
 var _ supervisor.Attacher = (*egressAttacher)(nil)
 var _ supervisor.Reattacher = (*egressAttacher)(nil)
 
-func newEgressAttacher(gw *egress.Gateway, ls *logs.Store) *egressAttacher {
-	return &egressAttacher{gw: gw, logs: ls, active: map[string]*egressRun{}}
+func newEgressAttacher(gw *egress.Gateway, ls *logs.Store, ev *events.Stream) *egressAttacher {
+	return &egressAttacher{gw: gw, logs: ls, events: ev, active: map[string]*egressRun{}}
 }
 
 // Prepare implements supervisor.Attacher: the agent's resolver is the
@@ -128,6 +130,8 @@ func (e *egressAttacher) attach(ctx context.Context, a supervisor.AgentInfo, pid
 				fields["addr"] = dn.Addr
 			}
 			_, _ = e.logs.Append(logs.Record{Project: project, Agent: agent, Run: run, Stream: logs.StreamSystem, Level: logs.LevelWarn, Message: "egress denied", Fields: fields})
+			e.events.Emit(events.Event{Time: dn.Time, Project: project, Agent: agent, Run: run, Detail: events.EgressDeniedDetail{
+				Protocol: dn.Proto, Host: dn.Name, Addr: dn.Addr, Port: dn.Port, Reason: string(dn.Reason)}})
 		},
 	})
 	if err != nil {

@@ -14,8 +14,10 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/llm/llmtest"
 	"github.com/cortexrt/cortex/internal/manifest"
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestAuth(t *testing.T) {
@@ -333,4 +335,37 @@ func TestKeySources(t *testing.T) {
 			t.Fatalf("err %v", err)
 		}
 	})
+}
+
+// TestRefusalEvents: an alias outside the grant and a budget refusal are
+// each one llm.denied event naming the agent, the alias and why; an
+// allowed request is none.
+func TestRefusalEvents(t *testing.T) {
+	e := newEnv(t)
+	ev := events.New()
+	denied := ev.Subscribe("test", 10, events.OfType(events.LLMDenied))
+	e.gw.SetEvents(ev)
+	e.openai.SetDefault(llmtest.Reply{Text: "ok", Usage: llmtest.Usage{Input: 40, Output: 10}})
+	tok, err := e.gw.RegisterAgent("p", "a", []string{"oa"}, &manifest.LLMBudget{RequestsPerMinute: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int{200, 403, 429} {
+		model := "oa"
+		if want == 403 {
+			model = "an"
+		}
+		if a := e.post("/v1/chat/completions", tok, chatBody(model, false)); a.status != want {
+			t.Fatalf("%s: %d %s, want %d", model, a.status, a.body, want)
+		}
+	}
+	ev.Close()
+	var got []string
+	for e := range denied.C {
+		d := e.Detail.(events.LLMDeniedDetail)
+		got = append(got, e.Project+"/"+e.Agent+" "+d.Alias+" "+d.Reason)
+	}
+	if diff := cmp.Diff([]string{"p/a an alias", "p/a oa budget"}, got); diff != "" {
+		t.Errorf("llm.denied events (-want +got):\n%s", diff)
+	}
 }

@@ -15,10 +15,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/llm/anthropic"
 	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/gemini"
@@ -40,6 +42,7 @@ type Dirs struct {
 // Gateway is the LLM gateway. It is safe for concurrent use; Close stops it.
 type Gateway struct {
 	cfg       config.LLM
+	events    atomic.Pointer[events.Stream]
 	log       *slog.Logger
 	providers map[string]*canon.Provider
 	routes    map[string]*route

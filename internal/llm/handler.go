@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/llm/anthropic"
 	"github.com/cortexrt/cortex/internal/llm/canon"
 	"github.com/cortexrt/cortex/internal/llm/openai"
@@ -125,22 +126,39 @@ func (g *Gateway) resolve(a *agentEntry, alias string) (*route, int, string) {
 		if list == "" {
 			list = "none"
 		}
+		g.deny(a, alias, "alias", "granted: "+list)
 		return nil, http.StatusForbidden, fmt.Sprintf("model alias %q is not in this agent's llm.access (granted: %s); add it to the agent's capabilities in cortex.yaml", alias, list)
 	}
 	rt := g.routes[alias]
 	if rt == nil {
+		g.deny(a, alias, "unknown-alias", "not in the daemon's llm.aliases")
 		return nil, http.StatusNotFound, fmt.Sprintf("model alias %q is granted but not configured in the daemon's llm.aliases", alias)
 	}
 	return rt, 0, ""
 }
 
-func (g *Gateway) budgets(a *agentEntry) error {
+func (g *Gateway) budgets(a *agentEntry, alias string) error {
 	g.mu.RLock()
 	pb := g.projects[a.project]
 	ab := a.budget
 	g.mu.RUnlock()
-	return g.meter.admit(a.project, a.agent, ab, pb)
+	err := g.meter.admit(a.project, a.agent, ab, pb)
+	if err != nil {
+		g.deny(a, alias, "budget", err.Error())
+	}
+	return err
 }
+
+// deny reports a refused request on the daemon's event stream.
+func (g *Gateway) deny(a *agentEntry, alias, reason, detail string) {
+	if ev := g.events.Load(); ev != nil {
+		ev.Emit(events.Event{Project: a.project, Agent: a.agent, Detail: events.LLMDeniedDetail{Alias: alias, Reason: reason, Detail: detail}})
+	}
+}
+
+// SetEvents makes the gateway report its refusals (an alias outside an
+// agent's llm.access, an unknown alias, a budget) on s.
+func (g *Gateway) SetEvents(s *events.Stream) { g.events.Store(s) }
 
 func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request, a *agentEntry, fam string, start time.Time) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -163,7 +181,7 @@ func (g *Gateway) serveChat(w http.ResponseWriter, r *http.Request, a *agentEntr
 		writeAPIError(w, fam, status, msg, 0)
 		return
 	}
-	if err := g.budgets(a); err != nil {
+	if err := g.budgets(a, req.Model); err != nil {
 		var be *budgetError
 		errors.As(err, &be)
 		writeAPIError(w, fam, http.StatusTooManyRequests, be.msg, be.retryAfter)
@@ -437,7 +455,7 @@ func (g *Gateway) serveEmbed(w http.ResponseWriter, r *http.Request, a *agentEnt
 		writeAPIError(w, canon.FamilyOpenAI, status, msg, 0)
 		return
 	}
-	if err := g.budgets(a); err != nil {
+	if err := g.budgets(a, req.Model); err != nil {
 		var be *budgetError
 		errors.As(err, &be)
 		writeAPIError(w, canon.FamilyOpenAI, http.StatusTooManyRequests, be.msg, be.retryAfter)

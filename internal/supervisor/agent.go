@@ -14,6 +14,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -151,6 +152,7 @@ func (a *agent) loop(proc *sandbox.Process, lost *sandbox.ExitStatus) {
 		}
 		delay := backoff(a.s.opts.BackoffInitial, a.s.opts.BackoffMax, restarts)
 		a.system(logs.LevelInfo, fmt.Sprintf("restarting in %s (restart %d of %d)", delay, restarts+1, a.spec.MaxRestarts), nil)
+		a.s.events.Emit(events.Event{Project: a.project, Agent: a.name, Run: restarts, Detail: events.AgentRestartDetail{Delay: delay, Restarts: restarts + 1, Reason: reason}})
 		select {
 		case <-time.After(delay):
 		case <-a.wake:
@@ -239,6 +241,9 @@ func (a *agent) reportOOM(cg cgroups.Group) {
 		Peak: ms.Peak, Usage: ms.Usage, Anon: ms.Anon, File: ms.File, Shmem: ms.Shmem, Kernel: ms.Kernel, Sock: ms.Sock}
 	a.lastOOM = r
 	a.mu.Unlock()
+	a.s.events.Emit(events.Event{Project: a.project, Agent: a.name, Run: r.Run, Detail: events.AgentOOMDetail{
+		LimitBytes: int64(r.Limit), Usage: map[string]int64{"peak": int64(r.Peak), "usage": int64(r.Usage), "anon": int64(r.Anon),
+			"file": int64(r.File), "shmem": int64(r.Shmem), "kernel": int64(r.Kernel), "sock": int64(r.Sock)}}})
 	a.system(logs.LevelError, "out of memory", map[string]any{
 		"limit": r.Limit, "peak": r.Peak, "usage": r.Usage, "anon": r.Anon, "file": r.File,
 		"shmem": r.Shmem, "kernel": r.Kernel, "sock": r.Sock,

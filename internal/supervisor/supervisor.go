@@ -14,6 +14,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -47,6 +48,9 @@ type Options struct {
 	BackoffInitial, BackoffMax time.Duration
 	// KillGrace is the default SIGTERM-to-SIGKILL wait.
 	KillGrace time.Duration
+	// Events receives the agents' state changes, OOM kills and restarts
+	// (nil: a private stream, for Subscribe only).
+	Events *events.Stream
 }
 
 // SandboxOptions select the walls.
@@ -78,7 +82,7 @@ type Supervisor struct {
 	mu     sync.Mutex
 	agents map[string]*agent // by project/agent
 	uids   map[int]string    // allocated uid -> project/agent
-	subs   map[chan Event]string
+	events *events.Stream
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -97,6 +101,9 @@ func New(opts Options) *Supervisor {
 	if opts.KillGrace <= 0 {
 		opts.KillGrace = 10 * time.Second
 	}
+	if opts.Events == nil {
+		opts.Events = events.New()
+	}
 	if opts.Sandbox.UIDBase <= 0 {
 		opts.Sandbox.UIDBase = 1600000
 	}
@@ -105,7 +112,7 @@ func New(opts Options) *Supervisor {
 		log:    opts.Logger.With(logkey.Subsystem, "supervisor"),
 		agents: map[string]*agent{},
 		uids:   map[int]string{},
-		subs:   map[chan Event]string{},
+		events: opts.Events,
 	}
 }
 
@@ -127,36 +134,37 @@ func (s *Supervisor) Close() {
 	s.wg.Wait()
 }
 
-// Subscribe streams state events of project ("" = all). The channel is
-// buffered; a subscriber that falls far behind misses events (it can
-// re-read state with List). Call the returned func to unsubscribe.
+// Subscribe streams state events of project ("" = all), from the
+// daemon's event stream. The channel is buffered; a subscriber that falls
+// far behind misses events (it can re-read state with List). Call the
+// returned func to unsubscribe.
 func (s *Supervisor) Subscribe(project string) (<-chan Event, func()) {
-	ch := make(chan Event, 1024)
-	s.mu.Lock()
-	s.subs[ch] = project
-	s.mu.Unlock()
-	return ch, func() {
-		s.mu.Lock()
-		if _, ok := s.subs[ch]; ok {
-			delete(s.subs, ch)
-			close(ch)
+	filter := events.OfType(events.AgentState)
+	if project != "" {
+		filter = func(e events.Event) bool { return e.Type == events.AgentState && e.Project == project }
+	}
+	sub := s.events.Subscribe("supervisor:"+project, 1024, filter)
+	out := make(chan Event, 1)
+	go func() {
+		defer close(out)
+		for e := range sub.C {
+			d, _ := e.Detail.(events.AgentStateDetail)
+			out <- Event{Time: e.Time, Project: e.Project, Agent: e.Agent, Run: e.Run, State: State(d.State),
+				Reason: d.Reason, ExitCode: d.ExitCode, RestartPending: d.RestartPending}
 		}
-		s.mu.Unlock()
+	}()
+	return out, func() {
+		sub.Close()
+		// Drain what the converter still holds so it can end.
+		for range out {
+		}
 	}
 }
 
+// publish emits an agent's state change on the event stream.
 func (s *Supervisor) publish(e Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ch, p := range s.subs {
-		if p != "" && p != e.Project {
-			continue
-		}
-		select {
-		case ch <- e:
-		default:
-		}
-	}
+	s.events.Emit(events.Event{Time: e.Time, Project: e.Project, Agent: e.Agent, Run: e.Run,
+		Detail: events.AgentStateDetail{State: string(e.State), Reason: e.Reason, ExitCode: e.ExitCode, RestartPending: e.RestartPending}})
 }
 
 // Run starts (or restarts) a project's agents. If the project has active
