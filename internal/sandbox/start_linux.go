@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"golang.org/x/sys/unix"
 )
 
@@ -165,7 +166,7 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 				continue
 			}
 			if m.Type == ctrlLog {
-				log.Log(context.Background(), levelOf(m.Level), m.Msg, "sandbox", spec.ID)
+				log.Log(context.Background(), levelOf(m.Level), m.Msg, logkey.Sandbox, spec.ID)
 				continue
 			}
 			replies <- reply{msg: m}
@@ -178,7 +179,7 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 						return
 					}
 					if json.Unmarshal(line, &m) == nil && m.Type == ctrlLog {
-						log.Log(context.Background(), levelOf(m.Level), m.Msg, "sandbox", spec.ID)
+						log.Log(context.Background(), levelOf(m.Level), m.Msg, logkey.Sandbox, spec.ID)
 					}
 				}
 			}

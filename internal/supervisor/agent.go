@@ -231,7 +231,7 @@ func (a *agent) classify(st sandbox.ExitStatus, startErr error) (State, string, 
 func (a *agent) reportOOM(cg cgroups.Group) {
 	ms, err := cg.MemoryStat()
 	if err != nil {
-		a.s.log.Warn("read memory.stat after an OOM kill", "project", a.project, "agent", a.name, "err", err)
+		a.s.log.Warn("read memory.stat after an OOM kill", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 		return
 	}
 	a.mu.Lock()
@@ -377,7 +377,7 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 	a.rec.Cgroup = cg.Name()
 	a.mu.Unlock()
 	a.startCollectors(f.rOut, f.rErr, run)
-	a.s.log.Debug("agent started", "project", a.project, "agent", a.name, "took", time.Since(t0))
+	a.s.log.Debug("agent started", logkey.Project, a.project, logkey.Agent, a.name, logkey.Took, time.Since(t0))
 	a.setState(Running, "", nil)
 	a.system(logs.LevelInfo, fmt.Sprintf("started (run %d, pid %d)", run, proc.Pid), nil)
 

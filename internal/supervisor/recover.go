@@ -156,9 +156,9 @@ func (s *Supervisor) cleanupOrphans(owned map[string]bool) {
 		}
 		if g, err := s.opts.Cgroups.Load(n); err == nil {
 			if err := g.Delete(); err != nil {
-				s.log.Warn("delete orphan cgroup", "cgroup", n, logkey.Err, err)
+				s.log.Warn("delete orphan cgroup", logkey.Cgroup, n, logkey.Err, err)
 			} else {
-				s.log.Info("deleted orphan cgroup", "cgroup", n)
+				s.log.Info("deleted orphan cgroup", logkey.Cgroup, n)
 			}
 		}
 	}
