@@ -1,5 +1,5 @@
 // Package daemon is cortexd: it owns every subsystem (store, logs,
-// cgroups, runtimes, supervisor, and the attachers for egress, bus and the
+// cgroups, runtimes, supervisor, and the wirings of egress, bus and the
 // LLM gateway), wires them together in one place, and serves the REST API
 // on the unix socket. cmd/cortexd only parses flags and calls Run.
 package daemon
@@ -64,7 +64,7 @@ type Daemon struct {
 	defs    manifest.DaemonDefaults
 
 	egressGW *egress.Gateway
-	egress   *egressAttacher
+	egress   *egressWiring
 	llm      *llm.Gateway
 	llmSvc   *llmService
 	bus      *bus.Server
@@ -146,7 +146,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		if err := gw.RegisterInternal(llm.Host, d.llmSvc.dial); err != nil {
 			return nil, err
 		}
-		d.egress = newEgressAttacher(gw, d.logs)
+		d.egress = newEgressWiring(gw, d.logs)
 		d.egress.internal = func(a supervisor.AgentInfo) []string {
 			if len(a.Agent.Capabilities.LLMAccess) > 0 {
 				return []string{llm.Host}
@@ -172,7 +172,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		ShareDir:       p.ShareDir,
 		InitPath:       initPath,
 		Sandbox:        d.walls.sandboxOptions(int64(d.cfg.Sandbox.TmpSize)),
-		Attachers:      d.attachers(),
+		Wirings:        d.wirings(),
 		BackoffInitial: d.cfg.Supervisor.BackoffInitial,
 		BackoffMax:     d.cfg.Supervisor.BackoffMax,
 		KillGrace:      d.cfg.Supervisor.KillGrace,

@@ -314,8 +314,8 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 	// started; ours go when the start is over, whatever its outcome.
 	defer spec.CloseFiles()
 	info := AgentInfo{Project: a.project, Agent: a.spec, Run: run, UID: a.uid, GID: a.uid, RunDir: a.runDir}
-	for _, at := range a.s.opts.Attachers {
-		if err := at.Prepare(ctx, info, &spec); err != nil {
+	for _, w := range a.s.opts.Wirings {
+		if err := w.Prepare(ctx, info, &spec); err != nil {
 			f.closeParentEnds()
 			abort()
 			return nil, err
@@ -330,7 +330,7 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 		Logger:   a.s.log,
 		// While the init builds the sandbox: its cgroup (moving a process
 		// into a v1 cgroup waits for an RCU grace period, ~10 ms, so it
-		// overlaps everything else), and the attachers.
+		// overlaps everything else), and the wirings.
 		Prepare: func(pid int) error {
 			cgErr := make(chan error, 1)
 			go func() {
@@ -344,11 +344,11 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 				}
 				cgErr <- nil
 			}()
-			var attachErr error
-			for _, at := range a.s.opts.Attachers {
-				c, err := at.Attach(ctx, info, pid)
+			var wireErr error
+			for _, w := range a.s.opts.Wirings {
+				c, err := w.Wire(ctx, info, pid)
 				if err != nil {
-					attachErr = err
+					wireErr = err
 					break
 				}
 				if c != nil {
@@ -358,7 +358,7 @@ func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
 			if err := <-cgErr; err != nil {
 				return err
 			}
-			return attachErr
+			return wireErr
 		},
 	})
 	if err != nil {
@@ -492,7 +492,7 @@ func (a *agent) stopCollectors() {
 }
 
 // endRun drains the output of a finished run and releases its cgroup and
-// attachments.
+// wirings.
 func (a *agent) endRun() {
 	drained := make(chan struct{})
 	go func() {

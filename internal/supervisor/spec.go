@@ -165,7 +165,7 @@ func (s *Supervisor) specFor(a *agent, run int) (spec sandbox.Spec, err error) {
 		{Path: "/etc/hostname", Data: []byte(a.name + "\n")},
 		{Path: "/etc/hosts", Data: []byte("127.0.0.1\tlocalhost " + a.name + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")},
 		{Path: "/etc/nsswitch.conf", Data: []byte("passwd: files\ngroup: files\nhosts: files dns\n")},
-		// No network.access: no resolver. The egress attacher replaces it.
+		// No network.access: no resolver. The egress wiring replaces it.
 		{Path: "/etc/resolv.conf", Data: []byte("# no DNS: this agent has no network.access\n")},
 	}
 	spec.Confine = &sandbox.Confine{Seccomp: s.opts.Sandbox.Seccomp, SeccompPrograms: s.opts.Sandbox.SeccompPrograms, Landlock: s.opts.Sandbox.Landlock}
