@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // hier is one v1 hierarchy the driver uses.
@@ -59,7 +60,7 @@ func newV1(parent string, logger *slog.Logger, l layout) (*v1Manager, error) {
 			if name == "memory" {
 				return nil, errdefs.Wrap(errdefs.FailedPrecondition, fmt.Errorf("cgroup v1 memory controller: %w", err))
 			}
-			logger.Warn("cgroup v1 controller unusable", "controller", name, "err", err)
+			logger.Warn("cgroup v1 controller unusable", "controller", name, logkey.Err, err)
 			continue
 		}
 		h := hier{name: name, point: point, root: l.v1Root[name]}
@@ -175,7 +176,7 @@ func (m *v1Manager) Create(name string, l Limits) (Group, error) {
 		m.removeLocked(rel)
 		return nil, fmt.Errorf("create cgroup %s with limits %+v: %w", name, l, err)
 	}
-	m.log.Debug("cgroup created", "cgroup", name, "version", 1, "cpu", l.CPU, "memory", l.Memory, "pids", l.Pids)
+	m.log.Debug("cgroup created", logkey.Cgroup, name, "version", 1, "cpu", l.CPU, "memory", l.Memory, "pids", l.Pids)
 	return &v1Group{m: m, name: name, rel: rel, cg: cg}, nil
 }
 
@@ -447,6 +448,6 @@ func (g *v1Group) Delete() error {
 	if err := g.m.removeLocked(g.rel); err != nil {
 		return fmt.Errorf("delete cgroup %s: %w", g.name, err)
 	}
-	g.m.log.Debug("cgroup deleted", "cgroup", g.name, "version", 1)
+	g.m.log.Debug("cgroup deleted", logkey.Cgroup, g.name, "version", 1)
 	return nil
 }

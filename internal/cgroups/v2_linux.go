@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup2"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 )
 
 // v2Manager drives the unified hierarchy mounted at mount.
@@ -116,7 +117,7 @@ func (m *v2Manager) Create(name string, l Limits) (Group, error) {
 		m.removeLocked(rel)
 		return nil, fmt.Errorf("create cgroup %s with limits %+v: %w", name, l, err)
 	}
-	m.log.Debug("cgroup created", "cgroup", name, "version", 2, "cpu", l.CPU, "memory", l.Memory, "pids", l.Pids)
+	m.log.Debug("cgroup created", logkey.Cgroup, name, "version", 2, "cpu", l.CPU, "memory", l.Memory, "pids", l.Pids)
 	return &v2Group{m: m, name: name, rel: rel, cg: cg}, nil
 }
 
@@ -124,7 +125,7 @@ func (m *v2Manager) Create(name string, l Limits) (Group, error) {
 func (m *v2Manager) swapOff(rel string) error {
 	file := filepath.Join(m.dir(rel), "memory.swap.max")
 	if !exists(file) {
-		m.log.Warn("cgroup v2 without memory.swap.max: swap usage is not capped; boot with swapaccount=1", "cgroup", rel)
+		m.log.Warn("cgroup v2 without memory.swap.max: swap usage is not capped; boot with swapaccount=1", logkey.Cgroup, rel)
 		return nil
 	}
 	if err := os.WriteFile(file, []byte("0"), 0); err != nil {
@@ -375,6 +376,6 @@ func (g *v2Group) Delete() error {
 	if err := g.m.removeLocked(g.rel); err != nil {
 		return fmt.Errorf("delete cgroup %s: %w", g.name, err)
 	}
-	g.m.log.Debug("cgroup deleted", "cgroup", g.name, "version", 2)
+	g.m.log.Debug("cgroup deleted", logkey.Cgroup, g.name, "version", 2)
 	return nil
 }

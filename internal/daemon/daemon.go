@@ -1,5 +1,5 @@
 // Package daemon is cortexd: it owns every subsystem (store, logs,
-// cgroups, runtimes, supervisor, and the attachers for egress, bus and the
+// cgroups, runtimes, supervisor, and the wirings of egress, bus and the
 // LLM gateway), wires them together in one place, and serves the REST API
 // on the unix socket. cmd/cortexd only parses flags and calls Run.
 package daemon
@@ -65,7 +65,7 @@ type Daemon struct {
 	defs    manifest.DaemonDefaults
 
 	egressGW *egress.Gateway
-	egress   *egressAttacher
+	egress   *egressWiring
 	llm      *llm.Gateway
 	llmSvc   *llmService
 	bus      *bus.Server
@@ -153,7 +153,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		if err := gw.RegisterInternal(llm.Host, d.llmSvc.dial); err != nil {
 			return nil, err
 		}
-		d.egress = newEgressAttacher(gw, d.logs, d.events)
+		d.egress = newEgressWiring(gw, d.logs, d.events)
 		d.egress.internal = func(a supervisor.AgentInfo) []string {
 			if len(a.Agent.Capabilities.LLMAccess) > 0 {
 				return []string{llm.Host}
@@ -179,7 +179,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		ShareDir:       p.ShareDir,
 		InitPath:       initPath,
 		Sandbox:        d.walls.sandboxOptions(int64(d.cfg.Sandbox.TmpSize)),
-		Attachers:      d.attachers(),
+		Wirings:        d.wirings(),
 		BackoffInitial: d.cfg.Supervisor.BackoffInitial,
 		BackoffMax:     d.cfg.Supervisor.BackoffMax,
 		KillGrace:      d.cfg.Supervisor.KillGrace,
@@ -302,7 +302,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	d.log.Info("cortexd serving", "socket", d.paths.Socket, "root", d.paths.Root, "version", Version, "cgroup", d.cgroups.Version(), "degraded", d.walls.Missing)
+	d.log.Info("cortexd serving", "socket", d.paths.Socket, "root", d.paths.Root, "version", Version, "cgroup_version", d.cgroups.Version(), "degraded", d.walls.Missing)
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

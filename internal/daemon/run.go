@@ -15,6 +15,7 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/sandbox"
 	"github.com/cortexrt/cortex/internal/store"
@@ -127,10 +128,10 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 		resp.Agents = append(resp.Agents, a.Name)
 	}
 	if source != nil {
-		d.log.Info("project started", "project", m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name,
+		d.log.Info("project started", logkey.Project, m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name,
 			"path", source.Path, "identity", source.ID.String())
 	} else {
-		d.log.Info("project started", "project", m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name)
+		d.log.Info("project started", logkey.Project, m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name)
 	}
 	return resp, nil
 }

@@ -22,25 +22,25 @@ const (
 	sandboxBusSocket = sandboxBusDir + "/bus.sock"
 )
 
-// busAttacher gives every agent its own bus socket. The socket lives in a
+// busWiring gives every agent its own bus socket. The socket lives in a
 // per-agent directory under run/cortex/agents/<project>/<agent>/bus, and
 // that directory (not the socket file) is bound at /run/cortex, so the
 // socket a restarted daemon creates at the same path is the one the
 // agent's SDK reconnects to.
-type busAttacher struct {
+type busWiring struct {
 	srv *bus.Server
 	// confined: inside a fresh root (else the agent sees the host path).
 	confined bool
 }
 
 var (
-	_ supervisor.Attacher   = busAttacher{}
-	_ supervisor.Reattacher = busAttacher{}
+	_ supervisor.Wiring   = busWiring{}
+	_ supervisor.Rewiring = busWiring{}
 )
 
 func busDir(a supervisor.AgentInfo) string { return filepath.Join(a.RunDir, "bus") }
 
-func (b busAttacher) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *sandbox.Spec) error {
+func (b busWiring) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *sandbox.Spec) error {
 	dir := busDir(a)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("bus socket directory: %w", err)
@@ -59,7 +59,7 @@ func (b busAttacher) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *
 	return nil
 }
 
-func (b busAttacher) Attach(ctx context.Context, a supervisor.AgentInfo, pid int) (io.Closer, error) {
+func (b busWiring) Wire(ctx context.Context, a supervisor.AgentInfo, pid int) (io.Closer, error) {
 	caps := a.Agent.Capabilities
 	uid, gid := a.UID, a.GID
 	if !b.confined {
@@ -74,9 +74,9 @@ func (b busAttacher) Attach(ctx context.Context, a supervisor.AgentInfo, pid int
 	return c, nil
 }
 
-// Reattach serves a reattached agent's socket again (same path).
-func (b busAttacher) Reattach(ctx context.Context, a supervisor.AgentInfo, pid int) (io.Closer, error) {
-	return b.Attach(ctx, a, pid)
+// Rewire serves a recovered agent's socket again (same path).
+func (b busWiring) Rewire(ctx context.Context, a supervisor.AgentInfo, pid int) (io.Closer, error) {
+	return b.Wire(ctx, a, pid)
 }
 
 // setBrokers bridges every project that declares bus.broker (after a

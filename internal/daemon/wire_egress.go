@@ -20,14 +20,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// attachers are the subsystems added to every agent's sandbox, in order.
-func (d *Daemon) attachers() []supervisor.Attacher {
-	var out []supervisor.Attacher
+// wirings connect the daemon's subsystems to every agent's sandbox, in
+// order.
+func (d *Daemon) wirings() []supervisor.Wiring {
+	var out []supervisor.Wiring
 	if d.bus != nil {
-		out = append(out, busAttacher{srv: d.bus, confined: d.walls.sandboxOptions(0).Confine})
+		out = append(out, busWiring{srv: d.bus, confined: d.walls.sandboxOptions(0).Confine})
 	}
 	if d.llm != nil {
-		out = append(out, llmAttacher{gw: d.llm})
+		out = append(out, llmWiring{gw: d.llm})
 	}
 	if d.egress != nil {
 		out = append(out, d.egress)
@@ -35,11 +36,11 @@ func (d *Daemon) attachers() []supervisor.Attacher {
 	return out
 }
 
-// egressAttacher connects each agent's network namespace to the egress
+// egressWiring connects each agent's network namespace to the egress
 // gateway: the agent's resolv.conf and proxy variables point at it, its
 // refusals go into the agent's log stream, and its synthetic DNS mappings
 // are saved beside its runtime files so a restarted daemon keeps them.
-type egressAttacher struct {
+type egressWiring struct {
 	gw     *egress.Gateway
 	logs   *logs.Store
 	events *events.Stream
@@ -51,21 +52,23 @@ type egressAttacher struct {
 }
 
 type egressRun struct {
-	att      *egress.Netns
+	ns       *egress.Netns
 	mapsFile string
 	saved    int
 }
 
-var _ supervisor.Attacher = (*egressAttacher)(nil)
-var _ supervisor.Reattacher = (*egressAttacher)(nil)
+var (
+	_ supervisor.Wiring   = (*egressWiring)(nil)
+	_ supervisor.Rewiring = (*egressWiring)(nil)
+)
 
-func newEgressAttacher(gw *egress.Gateway, ls *logs.Store, ev *events.Stream) *egressAttacher {
-	return &egressAttacher{gw: gw, logs: ls, events: ev, active: map[string]*egressRun{}}
+func newEgressWiring(gw *egress.Gateway, ls *logs.Store, ev *events.Stream) *egressWiring {
+	return &egressWiring{gw: gw, logs: ls, events: ev, active: map[string]*egressRun{}}
 }
 
-// Prepare implements supervisor.Attacher: the agent's resolver is the
+// Prepare implements supervisor.Wiring: the agent's resolver is the
 // gateway, and agents with network.access get the proxy variables.
-func (e *egressAttacher) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *sandbox.Spec) error {
+func (e *egressWiring) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *sandbox.Spec) error {
 	if _, err := egress.ParsePolicy(a.Agent.Capabilities.NetworkAccess); err != nil {
 		return fmt.Errorf("network.access: %w", err)
 	}
@@ -84,23 +87,23 @@ func (e *egressAttacher) Prepare(ctx context.Context, a supervisor.AgentInfo, sp
 	return nil
 }
 
-// Attach implements supervisor.Attacher: the gateway serves the agent's
+// Wire implements supervisor.Wiring: the gateway serves the agent's
 // network namespace.
-func (e *egressAttacher) Attach(ctx context.Context, a supervisor.AgentInfo, pid int) (io.Closer, error) {
-	return e.attach(ctx, a, pid, nil)
+func (e *egressWiring) Wire(ctx context.Context, a supervisor.AgentInfo, pid int) (io.Closer, error) {
+	return e.serve(ctx, a, pid, nil)
 }
 
-// Reattach implements supervisor.Reattacher: after a daemon restart, the
+// Rewire implements supervisor.Rewiring: after a daemon restart, the
 // gateway serves the agent's namespace again with the mappings it had.
-func (e *egressAttacher) Reattach(ctx context.Context, a supervisor.AgentInfo, pid int) (io.Closer, error) {
+func (e *egressWiring) Rewire(ctx context.Context, a supervisor.AgentInfo, pid int) (io.Closer, error) {
 	restore := map[string]netip.Addr{}
 	if data, err := os.ReadFile(filepath.Join(a.RunDir, "egress-mappings.json")); err == nil {
 		_ = json.Unmarshal(data, &restore)
 	}
-	return e.attach(ctx, a, pid, restore)
+	return e.serve(ctx, a, pid, restore)
 }
 
-func (e *egressAttacher) attach(ctx context.Context, a supervisor.AgentInfo, pid int, restore map[string]netip.Addr) (*egressCloser, error) {
+func (e *egressWiring) serve(ctx context.Context, a supervisor.AgentInfo, pid int, restore map[string]netip.Addr) (*egressCloser, error) {
 	pol, err := egress.ParsePolicy(a.Agent.Capabilities.NetworkAccess)
 	if err != nil {
 		return nil, fmt.Errorf("network.access: %w", err)
@@ -115,9 +118,9 @@ func (e *egressAttacher) attach(ctx context.Context, a supervisor.AgentInfo, pid
 		internal = e.internal(a)
 	}
 	project, agent, run := a.Project, a.Agent.Name, a.Run
-	// The attachment's connections carry who they come from, for the
+	// The namespace's connections carry who they come from, for the
 	// internal services (the LLM gateway).
-	att, err := e.gw.ServeNetns(withAgentIdent(ctx, project, agent), fd, egress.NetnsOptions{
+	ns, err := e.gw.ServeNetns(withAgentIdent(ctx, project, agent), fd, egress.NetnsOptions{
 		Policy:   pol,
 		Internal: internal,
 		Restore:  restore,
@@ -137,7 +140,7 @@ func (e *egressAttacher) attach(ctx context.Context, a supervisor.AgentInfo, pid
 	if err != nil {
 		return nil, fmt.Errorf("egress gateway: %w", err)
 	}
-	r := &egressRun{att: att, mapsFile: filepath.Join(a.RunDir, "egress-mappings.json")}
+	r := &egressRun{ns: ns, mapsFile: filepath.Join(a.RunDir, "egress-mappings.json")}
 	key := project + "/" + agent
 	e.mu.Lock()
 	e.active[key] = r
@@ -146,7 +149,7 @@ func (e *egressAttacher) attach(ctx context.Context, a supervisor.AgentInfo, pid
 }
 
 type egressCloser struct {
-	e   *egressAttacher
+	e   *egressWiring
 	key string
 	r   *egressRun
 }
@@ -158,23 +161,23 @@ func (c *egressCloser) Close() error {
 	}
 	c.e.mu.Unlock()
 	_ = os.Remove(c.r.mapsFile)
-	return c.r.att.Close()
+	return c.r.ns.Close()
 }
 
-// Stats returns an agent's egress counters, if it is attached.
-func (e *egressAttacher) Stats(project, agent string) (egress.Counters, bool) {
+// Stats returns an agent's egress counters, if its namespace is served.
+func (e *egressWiring) Stats(project, agent string) (egress.Counters, bool) {
 	e.mu.Lock()
 	r, ok := e.active[project+"/"+agent]
 	e.mu.Unlock()
 	if !ok {
 		return egress.Counters{}, false
 	}
-	return r.att.Stats(), true
+	return r.ns.Stats(), true
 }
 
-// saveLoop writes each attachment's synthetic mappings to its runtime
+// saveLoop writes each served namespace's synthetic mappings to its runtime
 // directory when they grew, until ctx is done.
-func (e *egressAttacher) saveLoop(ctx context.Context) {
+func (e *egressWiring) saveLoop(ctx context.Context) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -190,7 +193,7 @@ func (e *egressAttacher) saveLoop(ctx context.Context) {
 		}
 		e.mu.Unlock()
 		for _, r := range runs {
-			m := r.att.Mappings()
+			m := r.ns.Mappings()
 			if len(m) == r.saved {
 				continue
 			}

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// agentIdent travels in the context of an agent's egress attachment, so
+// agentIdent travels in the context of an agent's served namespace, so
 // an internal service (the LLM gateway) knows which sandbox a connection
 // came from.
 type agentIdentKey struct{}
@@ -139,12 +139,12 @@ func (l *connListener) Close() error {
 
 func (l *connListener) Addr() net.Addr { return &net.UnixAddr{Name: llm.Host, Net: "unix"} }
 
-// llmAttacher gives agents with llm.access their token and base URLs.
-type llmAttacher struct{ gw *llm.Gateway }
+// llmWiring gives agents with llm.access their token and base URLs.
+type llmWiring struct{ gw *llm.Gateway }
 
-var _ supervisor.Attacher = llmAttacher{}
+var _ supervisor.Wiring = llmWiring{}
 
-func (l llmAttacher) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *sandbox.Spec) error {
+func (l llmWiring) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *sandbox.Spec) error {
 	caps := a.Agent.Capabilities
 	if len(caps.LLMAccess) == 0 {
 		return nil
@@ -157,6 +157,6 @@ func (l llmAttacher) Prepare(ctx context.Context, a supervisor.AgentInfo, spec *
 	return nil
 }
 
-func (llmAttacher) Attach(context.Context, supervisor.AgentInfo, int) (io.Closer, error) {
+func (llmWiring) Wire(context.Context, supervisor.AgentInfo, int) (io.Closer, error) {
 	return nil, nil
 }

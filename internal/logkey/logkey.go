@@ -10,4 +10,8 @@ const (
 	Agent     = "agent"     // an agent name within its project
 	Run       = "run"       // an agent's run: its restart count
 	Err       = "err"       // the error being reported
+	Sandbox   = "sandbox"   // a sandbox's id (project/agent): the init's own lines
+	Cgroup    = "cgroup"    // a cgroup: its name under the daemon's parent (project/agent) or its path
+	Step      = "step"      // a named step of a sequence (an agent's or a sandbox's start)
+	Took      = "took"      // how long the step or operation took
 )

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,94 +67,189 @@ type ctrlMsg struct {
 	Msg   string   `json:"msg,omitempty"`
 }
 
-// Start creates the init in new namespaces, runs opts.Prepare, sends the
-// spec and waits until the agent process has been started (or a step
+// Start creates the init in new namespaces, sends it the spec, runs
+// opts.Prepare while the init builds the sandbox, then lets it start the
+// agent and waits until the agent process has been started (or a step
 // failed). The returned Process is the init.
-func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+//
+// The daemon's side of a start is startSteps, in order; the first that
+// fails ends the start, and one deferred rollback kills the init (if it
+// was cloned) and closes the control socket.
+func Start(ctx context.Context, spec Spec, opts StartOptions) (_ *Process, err error) {
+	s := &starting{spec: spec, opts: opts, log: opts.Logger, initPath: opts.InitPath}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
-	initPath := opts.InitPath
-	if initPath == "" {
-		initPath = "/proc/self/exe"
+	if s.initPath == "" {
+		s.initPath = "/proc/self/exe"
 	}
+	defer func() { s.finish(err != nil) }()
+	for _, step := range startSteps {
+		t0 := time.Now()
+		if err := step.run(s, ctx); err != nil {
+			return nil, err
+		}
+		s.log.Debug("sandbox start step", logkey.Sandbox, spec.ID, logkey.Step, step.name, logkey.Took, time.Since(t0))
+	}
+	return s.p, nil
+}
+
+// startStep is one step of the daemon's side of a start. A failing step
+// returns a *StartError: "exec" for the daemon's own plumbing, "prepare"
+// for opts.Prepare, or the step the init reports.
+type startStep struct {
+	name string
+	run  func(s *starting, ctx context.Context) error
+}
+
+// startSteps are the daemon's side of a start. The init builds the
+// sandbox (its Steps up to the cgroup namespace) from "send-spec" on, in
+// parallel with "prepare"; it runs the rest of its Steps and the agent
+// only after "send-go".
+var startSteps = []startStep{
+	{"socket", (*starting).socket},       // the control socket pair
+	{"devnull", (*starting).openDevNull}, // the init's stdin
+	{"command", (*starting).command},     // argv, env, output, kept files, namespaces
+	{"clone", (*starting).clone},         // the init, in its new namespaces
+	{"send-spec", (*starting).sendSpec},  // what the init builds
+	{"prepare", (*starting).prepare},     // opts.Prepare (cgroup, wiring), while it builds
+	{"send-go", (*starting).sendGo},      // the init may run the agent
+	{"started", (*starting).waitStarted}, // the init reports the agent's pid, or its failed step
+}
+
+// starting is one start in progress: what its steps share.
+type starting struct {
+	spec     Spec
+	opts     StartOptions
+	log      *slog.Logger
+	initPath string
+
+	parent  *os.File // the daemon's end of the control socket
+	child   *os.File // the init's end
+	devnull *os.File
+	cmd     *exec.Cmd
+	p       *Process // once the init is cloned
+}
+
+// finish releases what only the start needed, and on failure first
+// rolls back: the init is killed and reaped, the control socket closed.
+func (s *starting) finish(failed bool) {
+	if failed {
+		if s.p != nil {
+			_ = s.p.Signal(unix.SIGKILL)
+			<-s.p.done
+		}
+		if s.parent != nil {
+			s.parent.Close()
+		}
+	}
+	if s.devnull != nil {
+		s.devnull.Close()
+	}
+	if s.child != nil {
+		s.child.Close()
+	}
+}
+
+func (s *starting) socket(context.Context) error {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, &StartError{"exec", fmt.Errorf("socketpair: %w", err)}
+		return &StartError{"exec", fmt.Errorf("socketpair: %w", err)}
 	}
-	parent := os.NewFile(uintptr(fds[0]), "sandbox-ctrl")
-	child := os.NewFile(uintptr(fds[1]), "sandbox-ctrl-child")
-	defer child.Close()
+	s.parent = os.NewFile(uintptr(fds[0]), "sandbox-ctrl")
+	s.child = os.NewFile(uintptr(fds[1]), "sandbox-ctrl-child")
+	return nil
+}
 
-	devnull, err := os.Open(os.DevNull)
+func (s *starting) openDevNull(context.Context) error {
+	f, err := os.Open(os.DevNull)
 	if err != nil {
-		parent.Close()
-		return nil, &StartError{"exec", err}
+		return &StartError{"exec", err}
 	}
-	defer devnull.Close()
+	s.devnull = f
+	return nil
+}
 
-	cmd := exec.Command(initPath, InitArg)
+func (s *starting) command(context.Context) error {
+	cmd := exec.Command(s.initPath, InitArg)
 	cmd.Args[0] = "cortex-init"
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "CORTEX_SANDBOX_ID=" + spec.ID}
-	cmd.Stdin = devnull
-	cmd.Stdout = opts.Stdout
-	cmd.Stderr = opts.Stderr
-	cmd.ExtraFiles = append([]*os.File{child}, opts.Keep...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "CORTEX_SANDBOX_ID=" + s.spec.ID}
+	cmd.Stdin = s.devnull
+	cmd.Stdout = s.opts.Stdout
+	cmd.Stderr = s.opts.Stderr
+	cmd.ExtraFiles = append([]*os.File{s.child}, s.opts.Keep...)
 	// Detached mounts of checked directories follow the kept files; the
 	// spec sent to the init names each one's descriptor number.
-	if spec.Rootfs != nil {
-		binds := append([]Bind(nil), spec.Rootfs.Binds...)
+	if s.spec.Rootfs != nil {
+		binds := append([]Bind(nil), s.spec.Rootfs.Binds...)
 		for i := range binds {
 			if binds[i].Tree != nil {
 				binds[i].TreeFD = ctrlFD + len(cmd.ExtraFiles)
 				cmd.ExtraFiles = append(cmd.ExtraFiles, binds[i].Tree)
 			}
 		}
-		rfs := *spec.Rootfs
+		rfs := *s.spec.Rootfs
 		rfs.Binds = binds
-		spec.Rootfs = &rfs
+		s.spec.Rootfs = &rfs
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: cloneFlags,
 		Setsid:     true, // its own session: a daemon's terminal signals never reach agents
 	}
-	if err := cmd.Start(); err != nil {
-		parent.Close()
-		return nil, &StartError{"exec", fmt.Errorf("start sandbox init %s: %w", initPath, err)}
+	s.cmd = cmd
+	return nil
+}
+
+func (s *starting) clone(context.Context) error {
+	if err := s.cmd.Start(); err != nil {
+		return &StartError{"exec", fmt.Errorf("start sandbox init %s: %w", s.initPath, err)}
 	}
-	p := &Process{Pid: cmd.Process.Pid, ExitFile: spec.ExitFile, done: make(chan struct{})}
+	p := &Process{Pid: s.cmd.Process.Pid, ExitFile: s.spec.ExitFile, done: make(chan struct{})}
 	p.StartTime, _ = StartTime(p.Pid)
-	go p.waitChild(cmd)
+	go p.waitChild(s.cmd)
+	s.p = p
+	return nil
+}
 
-	fail := func(step string, err error) (*Process, error) {
-		_ = p.Signal(unix.SIGKILL)
-		<-p.done
-		parent.Close()
-		return nil, &StartError{step, err}
+// sendSpec starts the init building the sandbox; it waits for "go"
+// before any agent code can run.
+func (s *starting) sendSpec(context.Context) error {
+	s.spec.Keep = len(s.opts.Keep)
+	msg, _ := json.Marshal(ctrlMsg{Type: ctrlSpec, Spec: &s.spec})
+	if _, err := s.parent.Write(append(msg, '\n')); err != nil {
+		return &StartError{"exec", fmt.Errorf("send spec: %w", err)}
 	}
-	// The init builds the sandbox while Prepare places it; it waits for
-	// "go" before any agent code can run.
-	spec.Keep = len(opts.Keep)
-	msg, _ := json.Marshal(ctrlMsg{Type: ctrlSpec, Spec: &spec})
-	if _, err := parent.Write(append(msg, '\n')); err != nil {
-		return fail("exec", fmt.Errorf("send spec: %w", err))
-	}
-	if opts.Prepare != nil {
-		if err := opts.Prepare(p.Pid); err != nil {
-			return fail("prepare", err)
-		}
-	}
-	if _, err := parent.Write(ctrlGoLine); err != nil {
-		return fail("exec", fmt.Errorf("send go: %w", err))
-	}
+	return nil
+}
 
+func (s *starting) prepare(context.Context) error {
+	if s.opts.Prepare == nil {
+		return nil
+	}
+	if err := s.opts.Prepare(s.p.Pid); err != nil {
+		return &StartError{"prepare", err}
+	}
+	return nil
+}
+
+func (s *starting) sendGo(context.Context) error {
+	if _, err := s.parent.Write(ctrlGoLine); err != nil {
+		return &StartError{"exec", fmt.Errorf("send go: %w", err)}
+	}
+	return nil
+}
+
+// waitStarted reads the init's replies until it reports the agent
+// started or a failed step, relaying its log lines; once started, the
+// relay carries on until the init exits.
+func (s *starting) waitStarted(ctx context.Context) error {
 	type reply struct {
 		msg ctrlMsg
 		err error
 	}
 	replies := make(chan reply, 1)
-	rd := bufio.NewReader(parent)
+	rd := bufio.NewReader(s.parent)
+	parent, log, id := s.parent, s.log, s.spec.ID
 	go func() {
 		for {
 			line, err := rd.ReadBytes('\n')
@@ -165,7 +262,7 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 				continue
 			}
 			if m.Type == ctrlLog {
-				log.Log(context.Background(), levelOf(m.Level), m.Msg, "sandbox", spec.ID)
+				log.Log(context.Background(), levelOf(m.Level), m.Msg, logkey.Sandbox, id)
 				continue
 			}
 			replies <- reply{msg: m}
@@ -178,7 +275,7 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 						return
 					}
 					if json.Unmarshal(line, &m) == nil && m.Type == ctrlLog {
-						log.Log(context.Background(), levelOf(m.Level), m.Msg, "sandbox", spec.ID)
+						log.Log(context.Background(), levelOf(m.Level), m.Msg, logkey.Sandbox, id)
 					}
 				}
 			}
@@ -190,19 +287,18 @@ func Start(ctx context.Context, spec Spec, opts StartOptions) (*Process, error) 
 		switch {
 		case r.err != nil:
 			// The init died before reporting; its stderr went to the log.
-			<-p.done
-			parent.Close()
-			return nil, &StartError{"exec", fmt.Errorf("sandbox init exited before the agent started (%s)", p.status.describe())}
+			<-s.p.done
+			return &StartError{"exec", fmt.Errorf("sandbox init exited before the agent started (%s)", s.p.status.describe())}
 		case r.msg.Type == ctrlError:
-			return fail(r.msg.Step, errors.New(r.msg.Error))
+			return &StartError{r.msg.Step, errors.New(r.msg.Error)}
 		case r.msg.Type == ctrlStarted:
-			p.AgentPid = r.msg.Pid
-			return p, nil
+			s.p.AgentPid = r.msg.Pid
+			return nil
 		default:
-			return fail("exec", fmt.Errorf("unexpected message %q from init", r.msg.Type))
+			return &StartError{"exec", fmt.Errorf("unexpected message %q from init", r.msg.Type)}
 		}
 	case <-ctx.Done():
-		return fail("exec", ctx.Err())
+		return &StartError{"exec", ctx.Err()}
 	}
 }
 

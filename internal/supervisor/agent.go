@@ -233,7 +233,7 @@ func (a *agent) classify(st sandbox.ExitStatus, startErr error) (State, string, 
 func (a *agent) reportOOM(cg cgroups.Group) {
 	ms, err := cg.MemoryStat()
 	if err != nil {
-		a.s.log.Warn("read memory.stat after an OOM kill", "project", a.project, "agent", a.name, "err", err)
+		a.s.log.Warn("read memory.stat after an OOM kill", logkey.Project, a.project, logkey.Agent, a.name, logkey.Err, err)
 		return
 	}
 	a.mu.Lock()
@@ -258,139 +258,222 @@ func startErrText(err error) string {
 	return err.Error()
 }
 
-// start builds and starts one run of the agent.
-func (a *agent) start(ctx context.Context) (*sandbox.Process, error) {
+// start builds and starts one run of the agent: agentStartSteps, in
+// order. The first that fails ends the start, and one deferred rollback
+// undoes what the earlier ones made.
+func (a *agent) start(ctx context.Context) (_ *sandbox.Process, err error) {
 	a.mu.Lock()
-	run := a.rec.Restarts
+	s := &agentStart{a: a, run: a.rec.Restarts}
 	a.mu.Unlock()
 	t0 := time.Now()
 	a.setState(Starting, "", nil)
-	if err := os.MkdirAll(a.runDir, 0o755); err != nil {
-		return nil, err
-	}
-	f, err := openFIFOs(a.runDir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.closeChildEnds()
-
-	// The cgroup is made while the sandbox init is forked (mkdir in every
-	// v1 hierarchy takes a few ms); Prepare waits for it.
-	cgm := a.s.opts.Cgroups
-	limits := cgroups.Limits{CPU: a.spec.Limits.CPU, Memory: int64(a.spec.Limits.Memory), Pids: a.spec.Limits.Pids}
-	type made struct {
-		g   cgroups.Group
-		err error
-	}
-	cgMade := make(chan made, 1)
-	go func() {
-		if old, err := cgm.Load(a.cgroupName()); err == nil {
-			_ = old.Delete()
-		}
-		g, err := cgm.Create(a.cgroupName(), limits)
-		cgMade <- made{g, err}
-	}()
-	var cg cgroups.Group
-	cgReady := func() error {
-		if cgMade == nil {
-			return nil
-		}
-		m := <-cgMade
-		cgMade = nil
-		cg = m.g
-		if m.err != nil {
-			return fmt.Errorf("cgroup: %w", m.err)
-		}
-		return nil
-	}
-	abort := func() {
-		_ = cgReady()
-		if cg != nil {
-			_ = cg.Delete()
-		}
-	}
-	spec, err := a.s.buildSpec(a, run)
-	if err != nil {
-		f.closeParentEnds()
-		abort()
-		return nil, err
-	}
-	// The init holds its own copies of the grants' detached mounts once
-	// started; ours go when the start is over, whatever its outcome.
-	defer spec.CloseFiles()
-	info := AgentInfo{Project: a.project, Agent: a.spec, Run: run, UID: a.uid, GID: a.uid, RunDir: a.runDir}
-	for _, at := range a.s.opts.Attachers {
-		if err := at.Prepare(ctx, info, &spec); err != nil {
-			f.closeParentEnds()
-			abort()
+	defer func() { s.finish(err != nil) }()
+	for _, step := range agentStartSteps {
+		t := time.Now()
+		if err := step.run(s, ctx); err != nil {
 			return nil, err
 		}
+		a.s.log.Debug("agent start step", logkey.Project, a.project, logkey.Agent, a.name, logkey.Step, step.name, logkey.Took, time.Since(t))
 	}
-	var closers []io.Closer
-	proc, err := sandbox.Start(ctx, spec, sandbox.StartOptions{
-		InitPath: a.s.opts.InitPath,
-		Stdout:   f.wOut,
-		Stderr:   f.wErr,
-		Keep:     []*os.File{f.kOut, f.kErr},
-		Logger:   a.s.log,
-		// While the init builds the sandbox: its cgroup (moving a process
-		// into a v1 cgroup waits for an RCU grace period, ~10 ms, so it
-		// overlaps everything else), and the attachers.
-		Prepare: func(pid int) error {
-			cgErr := make(chan error, 1)
-			go func() {
-				if err := cgReady(); err != nil {
-					cgErr <- err
-					return
-				}
-				if err := cg.AddProc(pid); err != nil {
-					cgErr <- fmt.Errorf("place in cgroup: %w", err)
-					return
-				}
-				cgErr <- nil
-			}()
-			var attachErr error
-			for _, at := range a.s.opts.Attachers {
-				c, err := at.Attach(ctx, info, pid)
-				if err != nil {
-					attachErr = err
-					break
-				}
-				if c != nil {
-					closers = append(closers, c)
-				}
-			}
-			if err := <-cgErr; err != nil {
-				return err
-			}
-			return attachErr
-		},
-	})
-	if err != nil {
-		f.closeParentEnds()
-		for _, c := range closers {
+	a.started(s, t0)
+	return s.proc, nil
+}
+
+// agentStartStep is one step of an agent's start. Its error is the
+// start's, as it is (a *sandbox.StartError where it names a step).
+type agentStartStep struct {
+	name string
+	run  func(s *agentStart, ctx context.Context) error
+}
+
+// agentStartSteps are an agent's start. The cgroup is made in the
+// background from "cgroup" on (mkdir in every v1 hierarchy takes a few
+// ms), and the init is placed in it while it builds the sandbox.
+var agentStartSteps = []agentStartStep{
+	{"run-dir", (*agentStart).makeRunDir},     // the agent's host runtime directory
+	{"fifos", (*agentStart).openFIFOs},        // its stdout and stderr
+	{"cgroup", (*agentStart).makeCgroup},      // in the background: waited for by "sandbox"
+	{"spec", (*agentStart).buildSpec},         // the sandbox spec (checks the project directory)
+	{"wirings", (*agentStart).prepareWirings}, // each Wiring's Prepare amends the spec
+	{"sandbox", (*agentStart).startInit},      // sandbox.Start; meanwhile: cgroup placement, wiring
+}
+
+// agentStart is one start of an agent in progress: what its steps share.
+type agentStart struct {
+	a   *agent
+	run int
+
+	fifos   *fifos
+	cgMade  chan cgroupMade // the background cgroup creation, until waited for
+	cg      cgroups.Group
+	spec    sandbox.Spec // set once built
+	info    AgentInfo
+	closers []io.Closer // of the wirings
+	proc    *sandbox.Process
+}
+
+type cgroupMade struct {
+	g   cgroups.Group
+	err error
+}
+
+// finish releases what only the start needed (the init holds its own
+// copies of the FIFOs' child ends and of the grants' detached mounts),
+// and on failure first rolls back: the daemon's FIFO ends, the wirings,
+// the cgroup (waited for if still being made).
+func (s *agentStart) finish(failed bool) {
+	if failed {
+		if s.fifos != nil {
+			s.fifos.closeParentEnds()
+		}
+		for _, c := range s.closers {
 			_ = c.Close()
 		}
-		abort()
-		return nil, err
+		_ = s.cgroupReady()
+		if s.cg != nil {
+			_ = s.cg.Delete()
+		}
 	}
+	s.spec.CloseFiles()
+	if s.fifos != nil {
+		s.fifos.closeChildEnds()
+	}
+}
+
+func (s *agentStart) makeRunDir(context.Context) error {
+	return os.MkdirAll(s.a.runDir, 0o755)
+}
+
+func (s *agentStart) openFIFOs(context.Context) error {
+	f, err := openFIFOs(s.a.runDir)
+	if err != nil {
+		return err
+	}
+	s.fifos = f
+	return nil
+}
+
+// makeCgroup starts making the agent's cgroup (replacing one a previous
+// run left); cgroupReady waits for it.
+func (s *agentStart) makeCgroup(context.Context) error {
+	cgm, name := s.a.s.opts.Cgroups, s.a.cgroupName()
+	l := s.a.spec.Limits
+	limits := cgroups.Limits{CPU: l.CPU, Memory: int64(l.Memory), Pids: l.Pids}
+	s.cgMade = make(chan cgroupMade, 1)
+	go func(made chan<- cgroupMade) {
+		if old, err := cgm.Load(name); err == nil {
+			_ = old.Delete()
+		}
+		g, err := cgm.Create(name, limits)
+		made <- cgroupMade{g, err}
+	}(s.cgMade)
+	return nil
+}
+
+// cgroupReady waits for makeCgroup (once) and reports its error.
+func (s *agentStart) cgroupReady() error {
+	if s.cgMade == nil {
+		return nil
+	}
+	m := <-s.cgMade
+	s.cgMade = nil
+	s.cg = m.g
+	if m.err != nil {
+		return fmt.Errorf("cgroup: %w", m.err)
+	}
+	return nil
+}
+
+func (s *agentStart) buildSpec(context.Context) error {
+	spec, err := s.a.s.buildSpec(s.a, s.run)
+	if err != nil {
+		return err
+	}
+	s.spec = spec
+	a := s.a
+	s.info = AgentInfo{Project: a.project, Agent: a.spec, Run: s.run, UID: a.uid, GID: a.uid, RunDir: a.runDir}
+	return nil
+}
+
+func (s *agentStart) prepareWirings(ctx context.Context) error {
+	for _, w := range s.a.s.opts.Wirings {
+		if err := w.Prepare(ctx, s.info, &s.spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *agentStart) startInit(ctx context.Context) error {
+	proc, err := sandbox.Start(ctx, s.spec, sandbox.StartOptions{
+		InitPath: s.a.s.opts.InitPath,
+		Stdout:   s.fifos.wOut,
+		Stderr:   s.fifos.wErr,
+		Keep:     []*os.File{s.fifos.kOut, s.fifos.kErr},
+		Logger:   s.a.s.log,
+		Prepare:  func(pid int) error { return s.place(ctx, pid) },
+	})
+	if err != nil {
+		return err
+	}
+	s.proc = proc
+	return nil
+}
+
+// place runs while the init builds the sandbox: it puts the init in its
+// cgroup (moving a process into a v1 cgroup waits for an RCU grace
+// period, ~10 ms, so it overlaps the wiring) and wires each subsystem to
+// it.
+func (s *agentStart) place(ctx context.Context, pid int) error {
+	cgErr := make(chan error, 1)
+	go func() {
+		if err := s.cgroupReady(); err != nil {
+			cgErr <- err
+			return
+		}
+		if err := s.cg.AddProc(pid); err != nil {
+			cgErr <- fmt.Errorf("place in cgroup: %w", err)
+			return
+		}
+		cgErr <- nil
+	}()
+	var wireErr error
+	for _, w := range s.a.s.opts.Wirings {
+		c, err := w.Wire(ctx, s.info, pid)
+		if err != nil {
+			wireErr = err
+			break
+		}
+		if c != nil {
+			s.closers = append(s.closers, c)
+		}
+	}
+	if err := <-cgErr; err != nil {
+		return err
+	}
+	return wireErr
+}
+
+// started records a started run: its process, cgroup and wirings, its
+// output collectors, the Running state. A kill that arrived while the
+// sandbox was being built is delivered now.
+func (a *agent) started(s *agentStart, t0 time.Time) {
+	proc, cg := s.proc, s.cg
 	a.mu.Lock()
-	a.proc, a.cg, a.closers = proc, cg, closers
+	a.proc, a.cg, a.closers = proc, cg, s.closers
 	a.rec.Pid, a.rec.PidStart = proc.Pid, proc.StartTime
 	a.rec.StartedAt, a.rec.FinishedAt = time.Now(), time.Time{}
 	a.rec.ExitCode = nil
 	a.rec.Cgroup = cg.Name()
 	a.mu.Unlock()
-	a.startCollectors(f.rOut, f.rErr, run)
-	a.s.log.Debug("agent started", "project", a.project, "agent", a.name, "took", time.Since(t0))
+	a.startCollectors(s.fifos.rOut, s.fifos.rErr, s.run)
+	a.s.log.Debug("agent started", logkey.Project, a.project, logkey.Agent, a.name, logkey.Took, time.Since(t0))
 	a.setState(Running, "", nil)
-	a.system(logs.LevelInfo, fmt.Sprintf("started (run %d, pid %d)", run, proc.Pid), nil)
+	a.system(logs.LevelInfo, fmt.Sprintf("started (run %d, pid %d)", s.run, proc.Pid), nil)
 
-	// A kill that arrived while the sandbox was being built.
 	if a.stopRequested() {
 		_ = proc.Signal(unix.SIGTERM)
 	}
-	return proc, nil
 }
 
 // fifos are the agent's stdout/stderr FIFOs: the daemon reads rOut/rErr,
@@ -497,7 +580,7 @@ func (a *agent) stopCollectors() {
 }
 
 // endRun drains the output of a finished run and releases its cgroup and
-// attachments.
+// wirings.
 func (a *agent) endRun() {
 	drained := make(chan struct{})
 	go func() {

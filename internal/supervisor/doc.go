@@ -9,6 +9,6 @@
 // "StartError: <why>" or RestartLimit.
 //
 // It does not parse manifests, talk HTTP or build mount trees itself; it
-// calls the sandbox, cgroups, logs and store packages, and the Attachers
-// (egress, bus, LLM gateway) the daemon wires in.
+// calls the sandbox, cgroups, logs and store packages, and the Wirings
+// (egress, bus, LLM gateway) the daemon passes in.
 package supervisor

@@ -74,14 +74,14 @@ func (s *Supervisor) Recover(ctx context.Context) error {
 		if err == nil {
 			a.proc = proc
 			info := AgentInfo{Project: a.project, Agent: a.spec, Run: rec.Restarts, UID: a.uid, GID: a.uid, RunDir: a.runDir}
-			for _, at := range s.opts.Attachers {
-				ra, ok := at.(Reattacher)
+			for _, w := range s.opts.Wirings {
+				rw, ok := w.(Rewiring)
 				if !ok {
 					continue
 				}
-				c, err := ra.Reattach(ctx, info, proc.Pid)
+				c, err := rw.Rewire(ctx, info, proc.Pid)
 				if err != nil {
-					s.log.Warn("recover: reattach subsystem", logkey.Project, rec.Project, logkey.Agent, rec.Name, logkey.Err, err)
+					s.log.Warn("recover: rewire subsystem", logkey.Project, rec.Project, logkey.Agent, rec.Name, logkey.Err, err)
 					continue
 				}
 				if c != nil {
@@ -156,9 +156,9 @@ func (s *Supervisor) cleanupOrphans(owned map[string]bool) {
 		}
 		if g, err := s.opts.Cgroups.Load(n); err == nil {
 			if err := g.Delete(); err != nil {
-				s.log.Warn("delete orphan cgroup", "cgroup", n, logkey.Err, err)
+				s.log.Warn("delete orphan cgroup", logkey.Cgroup, n, logkey.Err, err)
 			} else {
-				s.log.Info("deleted orphan cgroup", "cgroup", n)
+				s.log.Info("deleted orphan cgroup", logkey.Cgroup, n)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/runtimes"
 	"github.com/cortexrt/cortex/internal/sandbox"
@@ -164,7 +165,7 @@ func (s *Supervisor) specFor(a *agent, run int) (spec sandbox.Spec, err error) {
 		{Path: "/etc/hostname", Data: []byte(a.name + "\n")},
 		{Path: "/etc/hosts", Data: []byte("127.0.0.1\tlocalhost " + a.name + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")},
 		{Path: "/etc/nsswitch.conf", Data: []byte("passwd: files\ngroup: files\nhosts: files dns\n")},
-		// No network.access: no resolver. The egress attacher replaces it.
+		// No network.access: no resolver. The egress wiring replaces it.
 		{Path: "/etc/resolv.conf", Data: []byte("# no DNS: this agent has no network.access\n")},
 	}
 	spec.Confine = &sandbox.Confine{Seccomp: s.opts.Sandbox.Seccomp, SeccompPrograms: s.opts.Sandbox.SeccompPrograms, Landlock: s.opts.Sandbox.Landlock}
@@ -176,7 +177,7 @@ func (s *Supervisor) specFor(a *agent, run int) (spec sandbox.Spec, err error) {
 // it): it is logged at Warn as the decision it is, and the agent is not
 // restarted.
 func (s *Supervisor) refuse(a *agent, step, path string, err error) error {
-	s.log.Warn("start refused", "project", a.project, "agent", a.name, "uid", a.proj.OwnerUID, "path", path, "step", step, "err", err)
+	s.log.Warn("start refused", logkey.Project, a.project, logkey.Agent, a.name, "uid", a.proj.OwnerUID, "path", path, logkey.Step, step, logkey.Err, err)
 	return &sandbox.StartError{Step: step, Err: errdefs.Wrap(errdefs.PermissionDenied, err)}
 }
 
@@ -206,7 +207,7 @@ func (s *Supervisor) verifySource(a *agent) (*sandbox.Dir, error) {
 			}
 		}
 		a.proj.SourceID = id
-		s.log.Warn("project directory identity recorded at start (the project was created by an older cortexd)", "project", a.project, "agent", a.name, "uid", a.proj.OwnerUID, "path", path, "identity", d.ID.String())
+		s.log.Warn("project directory identity recorded at start (the project was created by an older cortexd)", logkey.Project, a.project, logkey.Agent, a.name, "uid", a.proj.OwnerUID, "path", path, "identity", d.ID.String())
 		return d, nil
 	}
 	d, err := sandbox.VerifyDir(path, sandbox.DirIdentity(a.proj.SourceID))
@@ -217,7 +218,7 @@ func (s *Supervisor) verifySource(a *agent) (*sandbox.Dir, error) {
 		}
 		return nil, &sandbox.StartError{Step: step, Err: fmt.Errorf("project directory: %w", err)}
 	}
-	s.log.Debug("project directory verified", "project", a.project, "agent", a.name, "uid", a.proj.OwnerUID, "path", path)
+	s.log.Debug("project directory verified", logkey.Project, a.project, logkey.Agent, a.name, "uid", a.proj.OwnerUID, "path", path)
 	return d, nil
 }
 
@@ -303,7 +304,7 @@ func (g *grants) write(p string) (sandbox.Bind, error) {
 	}
 	defer d.Close()
 	if created {
-		g.s.log.Info("write grant created", "project", g.a.project, "agent", g.a.name, "uid", own.OwnerUID, "path", d.Path)
+		g.s.log.Info("write grant created", logkey.Project, g.a.project, logkey.Agent, g.a.name, "uid", own.OwnerUID, "path", d.Path)
 	}
 	tree, err := sandbox.CloneTree(d, false)
 	if err != nil {

@@ -42,8 +42,8 @@ type Options struct {
 	InitPath string
 	// Sandbox decides which walls agents get.
 	Sandbox SandboxOptions
-	// Attachers are called for every run, in order.
-	Attachers []Attacher
+	// Wirings connect the daemon's subsystems to every run, in order.
+	Wirings []Wiring
 	// BackoffInitial and BackoffMax bound the restart delay.
 	BackoffInitial, BackoffMax time.Duration
 	// KillGrace is the default SIGTERM-to-SIGKILL wait.

@@ -112,7 +112,7 @@ const (
 	ReasonLost = "Lost"
 )
 
-// AgentInfo tells an Attacher which agent it is attaching to.
+// AgentInfo tells a Wiring which agent's sandbox it wires.
 type AgentInfo struct {
 	Project string
 	Agent   manifest.ResolvedAgent
@@ -123,23 +123,23 @@ type AgentInfo struct {
 	RunDir string
 }
 
-// Attacher adds a subsystem (the egress gateway, the bus, the LLM
-// gateway) to an agent's sandbox, in two steps:
+// Wiring connects a daemon subsystem (the egress gateway, the bus, the
+// LLM gateway) to an agent's sandbox, in two steps:
 //
 //   - Prepare runs before the sandbox exists and may amend its spec (binds,
 //     env, files);
-//   - Attach runs once the sandbox init exists in its namespaces, while it
+//   - Wire runs once the sandbox init exists in its namespaces, while it
 //     builds the sandbox and before any agent code runs; pid is the init's
 //     host pid (so /proc/<pid>/ns/net is the agent's network namespace).
 //     The returned Closer (may be nil) is called when that run ends.
-type Attacher interface {
+type Wiring interface {
 	Prepare(ctx context.Context, a AgentInfo, spec *sandbox.Spec) error
-	Attach(ctx context.Context, a AgentInfo, pid int) (io.Closer, error)
+	Wire(ctx context.Context, a AgentInfo, pid int) (io.Closer, error)
 }
 
-// Reattacher is an Attacher that can serve an agent again after a daemon
+// Rewiring is a Wiring that can serve an agent again after a daemon
 // restart (its sandbox lived on; the daemon's listeners did not). pid is
-// the reattached init's host pid. Attachers without it are not restored.
-type Reattacher interface {
-	Reattach(ctx context.Context, a AgentInfo, pid int) (io.Closer, error)
+// the recovered init's host pid. Wirings without it are not restored.
+type Rewiring interface {
+	Rewire(ctx context.Context, a AgentInfo, pid int) (io.Closer, error)
 }
