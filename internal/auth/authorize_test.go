@@ -179,7 +179,9 @@ var singleCovers = [numKinds][numRels][2]bool{
 // refAuthorize decides from the tables above, as the role definitions
 // say, independently of Authorize.
 func refAuthorize(roles []Role, kinds []int, class Class, rel int, named bool) int {
-	lvl := func(r Role) Level { return map[Role]Level{Viewer: LevelRead, Operator: LevelOperate, Admin: LevelAdmin}[r] }
+	lvl := func(r Role) Level {
+		return map[Role]Level{Viewer: LevelRead, Operator: LevelOperate, Admin: LevelAdmin}[r]
+	}
 	scope := class.Scope
 	if scope == ScopeProject && !named {
 		scope = class.Else

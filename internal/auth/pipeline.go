@@ -692,4 +692,3 @@ func (b *bufferedWriter) sendTo(w http.ResponseWriter) {
 	w.WriteHeader(b.code())
 	_, _ = w.Write(b.buf.Bytes())
 }
-
