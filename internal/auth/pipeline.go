@@ -573,6 +573,7 @@ func (p *Pipeline) anomaly(d events.SecurityAnomalyDetail) {
 // emit puts the request on the event stream (api.request) for metrics
 // and alerts; the audit log has it already.
 func (p *Pipeline) emit(rec audit.APIRecord) {
+	p.Logger.Debug("api", "method", rec.Method, "path", rec.Path, "identity", rec.Identity, "status", rec.Status, "outcome", rec.Outcome, "took_us", rec.DurationUS)
 	if p.Events == nil {
 		return
 	}
