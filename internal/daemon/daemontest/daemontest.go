@@ -193,6 +193,9 @@ func (d *Daemon) StartDaemon() {
 	d.t.Fatalf("cortexd did not answer; log:\n%s", d.LogText())
 }
 
+// T is the test the daemon belongs to.
+func (d *Daemon) T() testing.TB { return d.t }
+
 // APIAddr is the address the daemon's TCP listener bound (api.listen),
 // from run/cortex/api.addr.
 func (d *Daemon) APIAddr() string {
