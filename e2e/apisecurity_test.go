@@ -21,6 +21,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/daemon/daemontest"
+	"github.com/cortexrt/cortex/internal/runtimes/runtimestest"
 )
 
 const apiSecurityConfig = daemontest.DefaultConfig + `api:
@@ -429,4 +430,65 @@ func truncateBelow(t *testing.T, dir string, n uint64) map[string][]byte {
 		t.Fatal(fmt.Sprintf("nothing to truncate below %d", n))
 	}
 	return orig
+}
+
+// TestLocalRoles: on the unix socket, a local user other than root sees
+// and acts on the projects it runs, not root's, unless api.local_roles
+// binds it a role; root is admin.
+func TestLocalRoles(t *testing.T) {
+	plain := daemontest.NewUser(t)
+	watcher := daemontest.NewUser(t)
+	d := daemontest.Start(t, daemontest.Options{Config: daemontest.DefaultConfig + "api:\n  local_roles:\n    - {user: " + watcher.Name + ", role: viewer}\n"})
+	d.OpenToUsers()
+	prod := daemontest.Project(t, map[string]string{
+		"cortex.yaml": manifest("prod-y", pyAgent("web", "app:main", "")),
+		"app.py":      "import time\ndef main():\n    time.sleep(600)\n",
+	})
+	d.MustCLI(prod, "run", "-d", ".")
+	mine := filepath.Join(plain.Home, "mine")
+	plain.Sh(t, plain.Home, "mkdir mine")
+	for name, content := range map[string]string{
+		"cortex.yaml": string(runtimestest.HostManifest(t, []byte(manifest("mine", pyAgent("job", "app:main", ""))))),
+		"app.py":      "def main():\n    print('mine', flush=True)\n",
+	} {
+		if err := os.WriteFile(filepath.Join(mine, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chown(filepath.Join(mine, name), plain.UID, plain.GID)
+	}
+	d.MustCLIAs(plain, mine, "run", ".")
+	if got := listProjects(t, d.MustCLIAs(plain, "", "list", "-a", "--json")); strings.Join(got, ",") != "mine" {
+		t.Errorf("a plain user lists %v, want only its own", got)
+	}
+	if r := d.CLIAs(plain, "", "inspect", "prod-y/web"); r.Code != 1 || !strings.Contains(r.Stderr, `project "prod-y" not found`) {
+		t.Errorf("a plain user inspects root's agent: exit %d %q", r.Code, r.Stderr)
+	}
+	if r := d.CLIAs(plain, "", "stop", "prod-y"); r.Code != 1 || !strings.Contains(r.Stderr, `not found`) {
+		t.Errorf("a plain user stops root's project: exit %d %q", r.Code, r.Stderr)
+	}
+	if got := listProjects(t, d.MustCLIAs(watcher, "", "list", "-a", "--json")); strings.Join(got, ",") != "mine,prod-y" {
+		t.Errorf("the bound viewer lists %v", got)
+	}
+	if r := d.CLIAs(watcher, "", "kill", "prod-y/web"); r.Code != 1 || !strings.Contains(r.Stderr, "may not operate") {
+		t.Errorf("the viewer kills: exit %d %q", r.Code, r.Stderr)
+	}
+	var who api.AuthWhoami
+	daemontest.JSON(t, d.MustCLIAs(watcher, "", "auth", "whoami", "--json"), &who)
+	if who.Identity != "uid:"+strconv.Itoa(watcher.UID) || len(who.Bindings) != 2 || who.Remote {
+		t.Errorf("whoami: %+v", who)
+	}
+	if a, ok := d.Agent("prod-y", "web"); !ok || a.State != api.Running {
+		t.Errorf("prod-y/web: %+v", a)
+	}
+	var es []api.AuditEntry
+	daemontest.JSON(t, d.MustCLI("", "audit", "list", "--json", "--identity", "uid:"+strconv.Itoa(plain.UID)), &es)
+	hidden := 0
+	for _, e := range es {
+		if e.API.Outcome == "hidden" && e.API.Project == "prod-y" {
+			hidden++
+		}
+	}
+	if hidden < 2 {
+		t.Errorf("the plain user's hidden requests in the audit log: %d", hidden)
+	}
 }
