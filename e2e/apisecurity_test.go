@@ -208,6 +208,29 @@ func TestAPISecurity(t *testing.T) {
 		remote{d: d, env: []string{"CORTEX_HOST=" + host, "CORTEX_API_KEY=x"}}.refused("CORTEX_CA", "list")
 	})
 
+	t.Run("client-context", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "ro.key"), []byte(key("ctx", "viewer")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := "version: \"1\"\ncurrent_context: lab\ncontexts:\n  lab:\n    host: " + host + "\n    ca: " + caPath + "\n    api_key_file: ro.key\n"
+		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctxClient := remote{d: d, env: []string{"CORTEX_CONFIG=" + filepath.Join(dir, "config.yaml")}}
+		var who api.AuthWhoami
+		daemontest.JSON(t, ctxClient.must("auth", "whoami", "--json"), &who)
+		if who.Identity != "key:ctx" || !who.Remote {
+			t.Errorf("whoami through the context: %+v", who)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg+"    bogus: 1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if r := ctxClient.cli("list"); r.Code != 2 || !strings.Contains(r.Stderr, "config.yaml:8:5: contexts.lab.bogus: unknown field") {
+			t.Errorf("bad client config: exit %d %q", r.Code, r.Stderr)
+		}
+	})
+
 	t.Run("mtls", func(t *testing.T) {
 		d.MustCLI(work, "auth", "cert", "issue", "--name", "svc", "--role", "operator", "--project", "ci-*", "--out", work)
 		if fi, err := os.Stat(filepath.Join(work, "svc.key")); err != nil || fi.Mode().Perm() != 0o600 {
