@@ -185,7 +185,7 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rec.Outcome, rec.Status, rec.Reason = "unauthenticated", http.StatusUnauthorized, err.Error()
-		if p.appendOrFail(w, rec, start) {
+		if p.appendOrFail(w, rec) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cortex"`)
 			api.WriteError(w, http.StatusUnauthorized, errdefs.WithHint(errdefs.Wrap(errdefs.Unauthenticated, err),
 				"send an API key (CORTEX_API_KEY) or a client certificate (CORTEX_CERT, CORTEX_KEY); see cortex auth"))
@@ -225,7 +225,7 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := targetOf(class, r, vals)
 	if err != nil {
-		p.refuse(w, rec, start, http.StatusBadRequest, "error", err)
+		p.refuse(w, rec, start, http.StatusBadRequest, err)
 		return
 	}
 	if class.Target == FromBody {
@@ -237,12 +237,12 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		dec := p.Decoders[pattern]
 		if dec == nil {
-			p.refuse(w, rec, start, http.StatusInternalServerError, "error", errdefs.New(errdefs.Internal, "no decoder for %s", pattern))
+			p.refuse(w, rec, start, http.StatusInternalServerError, errdefs.New(errdefs.Internal, "no decoder for %s", pattern))
 			return
 		}
 		var r2 *http.Request
 		if t, r2, err = dec(r); err != nil {
-			p.refuse(w, rec, start, 0, "error", err)
+			p.refuse(w, rec, start, 0, err)
 			return
 		}
 		if r2 != nil {
@@ -253,7 +253,7 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t.Project != "" && p.Projects != nil {
 		uid, exists, err := p.Projects.Owner(r.Context(), t.Project)
 		if err != nil {
-			p.refuse(w, rec, start, 0, "error", err)
+			p.refuse(w, rec, start, 0, err)
 			return
 		}
 		t.Owner, t.Exists = uid, exists
@@ -275,7 +275,7 @@ func (p *Pipeline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 	if class.Mutates() || class.Stream {
 		rec.Phase, rec.Outcome = "begin", "allowed"
-		if !p.appendOrFail(w, rec, start) {
+		if !p.appendOrFail(w, rec) {
 			return
 		}
 	}
@@ -405,7 +405,7 @@ func targetOf(c Class, r *http.Request, vals map[string]string) (Target, error) 
 func (p *Pipeline) deny(w http.ResponseWriter, rec audit.APIRecord, start time.Time, id Identity, d Decision) {
 	rec.Phase, rec.Outcome, rec.Status, rec.Reason = "refused", d.Outcome(), d.Status, d.Reason
 	rec.DurationUS = p.Now().Sub(start).Microseconds()
-	if !p.appendOrFail(w, rec, start) {
+	if !p.appendOrFail(w, rec) {
 		return
 	}
 	if d.Status == http.StatusForbidden {
@@ -421,13 +421,13 @@ func (p *Pipeline) deny(w http.ResponseWriter, rec audit.APIRecord, start time.T
 
 // refuse answers a request that failed before its handler (a bad
 // request, a body that does not decode) and audits it.
-func (p *Pipeline) refuse(w http.ResponseWriter, rec audit.APIRecord, start time.Time, status int, outcome string, err error) {
+func (p *Pipeline) refuse(w http.ResponseWriter, rec audit.APIRecord, start time.Time, status int, err error) {
 	if status == 0 {
 		status = errdefs.HTTPStatus(errdefs.CategoryOf(err))
 	}
-	rec.Phase, rec.Outcome, rec.Status, rec.Reason = "refused", outcome, status, err.Error()
+	rec.Phase, rec.Outcome, rec.Status, rec.Reason = "refused", "error", status, err.Error()
 	rec.DurationUS = p.Now().Sub(start).Microseconds()
-	if p.appendOrFail(w, rec, start) {
+	if p.appendOrFail(w, rec) {
 		api.WriteError(w, status, err)
 		p.emit(rec)
 	}
@@ -512,7 +512,7 @@ func (p *Pipeline) append(rec audit.APIRecord) (uint64, error) {
 
 // appendOrFail audits rec; when that fails it answers 503 and returns
 // false: nothing unaudited happens.
-func (p *Pipeline) appendOrFail(w http.ResponseWriter, rec audit.APIRecord, _ time.Time) bool {
+func (p *Pipeline) appendOrFail(w http.ResponseWriter, rec audit.APIRecord) bool {
 	if _, err := p.append(rec); err != nil {
 		p.auditFailed(rec, err)
 		api.WriteError(w, http.StatusServiceUnavailable, errdefs.WithHint(errdefs.New(errdefs.Unavailable, "the audit log is unavailable, so the request was refused: %v", err),
