@@ -53,6 +53,8 @@ fuzz: ## fuzz the parsers for a minute each
 	$(GO) test -run '^$$' -fuzz FuzzParseConfig -fuzztime 60s ./internal/kube
 	$(GO) test -run '^$$' -fuzz FuzzParseReference -fuzztime 60s ./internal/oci
 	$(GO) test -run '^$$' -fuzz FuzzAppend -fuzztime 60s ./internal/jsonstr
+	$(GO) test -run '^$$' -fuzz FuzzAuthorize -fuzztime 60s ./internal/auth
+	$(GO) test -run '^$$' -fuzz FuzzPathValues -fuzztime 60s ./internal/auth
 
 lint: ## gofmt and go vet (both modules)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

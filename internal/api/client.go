@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,10 +20,15 @@ import (
 	"github.com/cortexrt/cortex/internal/logs"
 )
 
-// Client talks to cortexd over its unix socket.
+// Client talks to cortexd: over its unix socket, or over TLS to a remote
+// daemon (NewRemoteClient).
 type Client struct {
-	Socket string
+	// Addr is what it talks to (a socket path or https://HOST:PORT).
+	Addr   string
+	base   string
 	hc     *http.Client
+	apiKey string
+	remote bool
 }
 
 // NewClient returns a client for the daemon listening on socket.
@@ -33,11 +41,65 @@ func NewClient(socket string) *Client {
 		MaxIdleConns:    4,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	return &Client{Socket: socket, hc: &http.Client{Transport: tr}}
+	return &Client{Addr: socket, base: "http://cortexd", hc: &http.Client{Transport: tr}}
 }
 
+// RemoteOptions name a remote daemon and the credentials for it.
+type RemoteOptions struct {
+	// URL is https://HOST:PORT.
+	URL string
+	// CA is a PEM file of the CA the daemon's certificate chains to
+	// ("" = the system's roots).
+	CA string
+	// Cert and Key are a client certificate and its key (PEM files).
+	Cert, Key string
+	// APIKey is sent as Authorization: Bearer.
+	APIKey string
+}
+
+// NewRemoteClient returns a client for a daemon's TCP listener: TLS 1.3,
+// the daemon's certificate checked against CA, with an API key or a
+// client certificate.
+func NewRemoteClient(o RemoteOptions) (*Client, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13}
+	if o.CA != "" {
+		pemBytes, err := os.ReadFile(o.CA)
+		if err != nil {
+			return nil, errdefs.WithHint(errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("CA file: %w", err)), "CORTEX_CA names the PEM file cortex auth ca prints")
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s holds no PEM certificate", o.CA), "save the output of cortex auth ca")
+		}
+		cfg.RootCAs = pool
+	}
+	if o.Cert != "" {
+		pair, err := tls.LoadX509KeyPair(o.Cert, o.Key)
+		if err != nil {
+			return nil, errdefs.WithHint(errdefs.Wrap(errdefs.InvalidArgument, fmt.Errorf("client certificate: %w", err)), "CORTEX_CERT and CORTEX_KEY name the files cortex auth cert issue wrote")
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     cfg,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConns:        4,
+		IdleConnTimeout:     30 * time.Second,
+		Proxy:               http.ProxyFromEnvironment,
+	}
+	return &Client{Addr: o.URL, base: strings.TrimSuffix(o.URL, "/"), hc: &http.Client{Transport: tr}, apiKey: o.APIKey, remote: true}, nil
+}
+
+// SetAPIKey makes the client send an API key (also over the unix socket,
+// where it stands instead of the caller's uid).
+func (c *Client) SetAPIKey(k string) { c.apiKey = k }
+
+// Remote reports whether the daemon is reached over TCP: paths on this
+// machine mean nothing to it.
+func (c *Client) Remote() bool { return c.remote }
+
 func (c *Client) url(path string, q url.Values) string {
-	u := "http://cortexd/" + Version + path
+	u := c.base + "/" + Version + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -69,13 +131,22 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, errdefs.WithHint(errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("cannot reach cortexd at %s: %w", c.Socket, unwrapURL(err))),
-			"start it with `cortexd` (or `systemctl start cortexd`), or check CORTEX_ROOT/CORTEX_HOST")
+		hint := "start it with `cortexd` (or `systemctl start cortexd`), or check CORTEX_ROOT/CORTEX_HOST"
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			hint = "the daemon's certificate did not verify: set CORTEX_CA to the CA cortex auth ca prints on the daemon's host"
+		} else if c.remote {
+			hint = "check CORTEX_HOST and that the daemon listens there (api.listen), and your credentials (CORTEX_API_KEY or CORTEX_CERT/CORTEX_KEY)"
+		}
+		return nil, errdefs.WithHint(errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("cannot reach cortexd at %s: %w", c.Addr, unwrapURL(err))), hint)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()

@@ -13,22 +13,28 @@ import (
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
 
-// connect returns a client for a daemon that answers. With autostart, a
-// missing daemon is started in the background first (the embedded
-// default), as `cortex run` does on a fresh machine.
+// connect returns a client for a daemon that answers: the one
+// CORTEX_HOST or the client config's context names (a remote daemon over
+// TLS, with an API key or a client certificate), else the local socket.
+// With autostart, a missing local daemon is started in the background
+// first (the embedded default), as `cortex run` does on a fresh machine;
+// never when a host or context was named.
 func (e *env) connect(ctx context.Context, autostart bool) (*api.Client, error) {
 	if e.client != nil {
 		return e.client, nil
 	}
-	c := api.NewClient(e.cfg.Socket())
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err := c.Ping(pctx)
+	c, ep, err := e.newClient()
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = c.Ping(pctx)
 	cancel()
 	if err == nil {
 		e.client = c
 		return c, nil
 	}
-	if !errdefs.IsUnavailable(err) || !autostart || !canAutostart || e.cfg.NoAutostart || e.cfg.Host != "" {
+	if !errdefs.IsUnavailable(err) || !autostart || !canAutostart || e.cfg.NoAutostart || !ep.Default {
 		return nil, err
 	}
 	if err := e.startDaemon(ctx, c); err != nil {
@@ -84,7 +90,26 @@ func (e *env) startDaemon(ctx context.Context, c *api.Client) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return errdefs.WithHint(errdefs.New(errdefs.Unavailable, "cortexd did not answer on %s within 20s", c.Socket), "see "+logPath)
+	return errdefs.WithHint(errdefs.New(errdefs.Unavailable, "cortexd did not answer on %s within 20s", c.Addr), "see "+logPath)
+}
+
+// newClient makes the client of the endpoint the environment names.
+func (e *env) newClient() (*api.Client, config.Endpoint, error) {
+	ep, err := e.cfg.Endpoint()
+	if err != nil {
+		return nil, ep, err
+	}
+	if !ep.Remote() {
+		c := api.NewClient(ep.Socket)
+		c.SetAPIKey(ep.APIKey)
+		return c, ep, nil
+	}
+	if ep.APIKey != "" && ep.Cert != "" {
+		return nil, ep, errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "both an API key and a client certificate are set for %s", ep.URL),
+			"use one: unset CORTEX_API_KEY, or CORTEX_CERT and CORTEX_KEY (or the context's)")
+	}
+	c, err := api.NewRemoteClient(api.RemoteOptions{URL: ep.URL, CA: ep.CA, Cert: ep.Cert, Key: ep.Key, APIKey: ep.APIKey})
+	return c, ep, err
 }
 
 // daemonBinary finds cortexd: CORTEX_DAEMON, then beside this binary,

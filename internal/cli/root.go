@@ -83,7 +83,7 @@ func cortexRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cortex",
 		Short:         "Run swarms of isolated AI agents",
-		Long:          "cortex runs the agents a cortex.yaml declares, each in its own sandbox, on the local cortexd daemon\n(started in the background when none answers).",
+		Long:          "cortex runs the agents a cortex.yaml declares, each in its own sandbox, on the local cortexd daemon\n(started in the background when none answers), or on a remote one (CORTEX_HOST=https://HOST:PORT).",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -94,6 +94,7 @@ func cortexRoot(e *env) *cobra.Command {
 		runCmd(e), listCmd(e), killCmd(e), logsCmd(e), suspendCmd(e), resumeCmd(e), inspectCmd(e),
 		stopCmd(e), rmCmd(e), validateCmd(e), bundleCmd(e), versionCmd(e), llmCmd(e), busCmd(e),
 		pushCmd(e), pullCmd(e), keyCmd(e), renderCmd(e), deployCmd(e),
+		authCmd(e), auditCmd(e),
 	)
 	return root
 }

@@ -181,7 +181,17 @@ func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 	if src.ref != "" {
 		name = src.ref
 	}
-	resp, err := c.Run(ctx, f, fi.Size(), src.dir, name)
+	dir := src.dir
+	if c.Remote() && dir != "" {
+		// The daemon cannot see this machine's directory: the project
+		// runs as the bundle just made, its write grants under the
+		// daemon's data directory.
+		dir = ""
+		if e.tty(e.stderr) {
+			fmt.Fprintf(e.stderr, "Remote daemon %s: %s runs as a bundle; its write grants live on the daemon's host.\n", c.Addr, src.dir)
+		}
+	}
+	resp, err := c.Run(ctx, f, fi.Size(), dir, name)
 	if err != nil {
 		return err
 	}

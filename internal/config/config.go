@@ -26,6 +26,8 @@ type Config struct {
 	Egress     Egress            `yaml:"egress"`
 	LLM        LLM               `yaml:"llm"`
 	Bus        Bus               `yaml:"bus"`
+	API        API               `yaml:"api"`
+	Audit      Audit             `yaml:"audit"`
 
 	// Source is the file the config was read from ("" for defaults).
 	Source string `yaml:"-"`
@@ -100,6 +102,8 @@ func Default() *Config {
 		Egress:  Egress{Hosts: map[string]string{}},
 		LLM:     DefaultLLM(),
 		Bus:     DefaultBus(),
+		API:     DefaultAPI(),
+		Audit:   DefaultAudit(),
 	}
 }
 
@@ -188,6 +192,8 @@ func (c *Config) Validate() error {
 	}
 	c.Bus.WithDefaults().validate(bad)
 	c.LLM.validate(bad)
+	c.API.validate(bad)
+	c.Audit.validate(bad)
 	return errors.Join(errs...)
 }
 

@@ -9,8 +9,17 @@
 //	CORTEX_ROOT             prefix for every host path (etc/cortex, var/lib/cortex,
 //	                        var/log/cortex, var/cache/cortex, run/cortex, usr/lib/cortex);
 //	                        unset means the FHS paths under /.
-//	CORTEX_HOST             API address the CLI talks to (unix:///path or a path);
-//	                        default is run/cortex/cortexd.sock under the root.
+//	CORTEX_HOST             API address the CLI talks to: https://HOST:PORT (a remote
+//	                        daemon, TLS 1.3), unix:///path or a path; default is
+//	                        run/cortex/cortexd.sock under the root. Set, the CLI
+//	                        never starts a daemon.
+//	CORTEX_API_KEY          an API key's secret, sent as Authorization: Bearer.
+//	CORTEX_CA               PEM file of the CA a remote daemon's certificate chains to.
+//	CORTEX_CERT, CORTEX_KEY a client certificate and its key (mTLS).
+//	CORTEX_CONTEXT          the client config context to use (overrides current_context).
+//	CORTEX_CONFIG           the client config file; default
+//	                        $XDG_CONFIG_HOME/cortex/config.yaml or ~/.config/cortex/config.yaml
+//	                        (HOME and XDG_CONFIG_HOME are read for it).
 //	CORTEX_DAEMON           path of the cortexd binary the CLI starts when no daemon
 //	                        answers; default: cortexd beside the cortex binary, then $PATH.
 //	CORTEX_NO_AUTOSTART=1   the CLI never starts a daemon.

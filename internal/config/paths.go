@@ -54,32 +54,44 @@ func (p Paths) MkdirAll() error {
 // Env is every environment setting the CLI and daemon read.
 type Env struct {
 	Root        string // CORTEX_ROOT
-	Host        string // CORTEX_HOST, as a socket path
+	Host        string // CORTEX_HOST: https://HOST:PORT, unix:///PATH or a socket path
 	Daemon      string // CORTEX_DAEMON
 	NoAutostart bool   // CORTEX_NO_AUTOSTART=1
 	PyenvRoot   string // PYENV_ROOT, where runtime discovery looks for pyenv's Pythons
+
+	APIKey  string // CORTEX_API_KEY
+	CA      string // CORTEX_CA
+	Cert    string // CORTEX_CERT
+	Key     string // CORTEX_KEY
+	Context string // CORTEX_CONTEXT
+	// ClientConfig is CORTEX_CONFIG, else $XDG_CONFIG_HOME/cortex/config.yaml,
+	// else ~/.config/cortex/config.yaml ("" when no home is known).
+	ClientConfig string
 }
 
 // FromEnv reads the environment.
 func FromEnv() Env {
 	e := Env{
-		Root:        os.Getenv("CORTEX_ROOT"),
-		Daemon:      os.Getenv("CORTEX_DAEMON"),
-		NoAutostart: os.Getenv("CORTEX_NO_AUTOSTART") == "1",
-		PyenvRoot:   os.Getenv("PYENV_ROOT"),
+		Root:         os.Getenv("CORTEX_ROOT"),
+		Host:         os.Getenv("CORTEX_HOST"),
+		Daemon:       os.Getenv("CORTEX_DAEMON"),
+		NoAutostart:  os.Getenv("CORTEX_NO_AUTOSTART") == "1",
+		PyenvRoot:    os.Getenv("PYENV_ROOT"),
+		APIKey:       strings.TrimSpace(os.Getenv("CORTEX_API_KEY")),
+		CA:           os.Getenv("CORTEX_CA"),
+		Cert:         os.Getenv("CORTEX_CERT"),
+		Key:          os.Getenv("CORTEX_KEY"),
+		Context:      os.Getenv("CORTEX_CONTEXT"),
+		ClientConfig: os.Getenv("CORTEX_CONFIG"),
 	}
-	h := os.Getenv("CORTEX_HOST")
-	h = strings.TrimPrefix(h, "unix://")
-	e.Host = h
+	if e.ClientConfig == "" {
+		if x := os.Getenv("XDG_CONFIG_HOME"); x != "" {
+			e.ClientConfig = filepath.Join(x, "cortex", "config.yaml")
+		} else if home, err := os.UserHomeDir(); err == nil {
+			e.ClientConfig = filepath.Join(home, ".config", "cortex", "config.yaml")
+		}
+	}
 	return e
-}
-
-// Socket is the API socket the CLI should use.
-func (e Env) Socket() string {
-	if e.Host != "" {
-		return e.Host
-	}
-	return NewPaths(e.Root).Socket
 }
 
 // Getenv reads the variable an llm provider's api_key_env names: the one

@@ -1,7 +1,9 @@
 // Package daemon is cortexd: it owns every subsystem (store, logs,
 // cgroups, runtimes, supervisor, and the wirings of egress, bus and the
 // LLM gateway), wires them together in one place, and serves the REST API
-// on the unix socket. cmd/cortexd only parses flags and calls Run.
+// on the unix socket and, with api.listen, over TLS, every request through
+// the security pipeline of internal/auth and into the audit log of
+// internal/audit. cmd/cortexd only parses flags and calls Run.
 package daemon
 
 import (
@@ -21,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cortexrt/cortex/internal/audit"
+	"github.com/cortexrt/cortex/internal/auth"
 	"github.com/cortexrt/cortex/internal/bus"
 	"github.com/cortexrt/cortex/internal/cgroups"
 	"github.com/cortexrt/cortex/internal/config"
@@ -74,6 +78,15 @@ type Daemon struct {
 	// and every consumer subscribes to (internal/events).
 	events *events.Stream
 
+	// audit is the tamper-evident log every API request and lifecycle
+	// event goes into; authStore the API keys, CA and client
+	// certificates; pipeline the API's one request path.
+	audit     *audit.Log
+	authStore *auth.Store
+	pipeline  *auth.Pipeline
+	// patterns are the routes handler registered.
+	patterns []string
+
 	// runMu serialises project creation (extract, validate, start).
 	runMu sync.Mutex
 	// background goroutines owned by the daemon, stopped by Close.
@@ -112,6 +125,9 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, errdefs.Wrap(errdefs.InvalidArgument, err)
 	}
 	if d.store, err = store.Open(filepath.Join(p.LibDir, "state.db")); err != nil {
+		return nil, err
+	}
+	if err := d.openSecurity(); err != nil {
 		return nil, err
 	}
 	if ps, err := d.store.ListProjects(ctx); err == nil {
@@ -246,6 +262,7 @@ func (d *Daemon) Close() {
 		d.llmSvc.close()
 	}
 	d.bg.Wait()
+	d.closeSecurity()
 	// The cgroup parent goes once no agent's group is left in it (agents
 	// still running keep theirs, and the parent, for the next daemon).
 	if d.cgroups != nil {
@@ -288,7 +305,8 @@ func (d *Daemon) goBG(fn func(ctx context.Context)) {
 	}()
 }
 
-// Serve listens on the API socket until ctx is done.
+// Serve listens on the API socket (and, with api.listen, on TCP with
+// TLS) until ctx is done.
 func (d *Daemon) Serve(ctx context.Context) error {
 	ln, err := listenUnix(d.paths.Socket)
 	if err != nil {
@@ -297,21 +315,33 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           d.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ConnContext:       withPeer,
+		IdleTimeout:       2 * time.Minute,
+		ConnContext:       auth.ConnContext,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if d.cfg.API.Listen != "" {
+		tln, err := d.listenTLS()
+		if err != nil {
+			_ = srv.Close()
+			_ = os.Remove(d.paths.Socket)
+			return err
+		}
+		go func() { errc <- srv.Serve(tln) }()
+	}
 	d.log.Info("cortexd serving", "socket", d.paths.Socket, "root", d.paths.Root, "version", Version, "cgroup_version", d.cgroups.Version(), "degraded", d.walls.Missing)
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
+		_ = srv.Close()
 		return err
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
 	_ = os.Remove(d.paths.Socket)
+	_ = os.Remove(filepath.Join(d.paths.RunDir, "api.addr"))
 	return nil
 }
 
@@ -336,37 +366,6 @@ func listenUnix(path string) (net.Listener, error) {
 	}
 	_ = os.Chmod(path, 0o660)
 	return ln, nil
-}
-
-type peerKey struct{}
-
-// Peer is the caller's credentials, from SO_PEERCRED.
-type Peer struct {
-	PID, UID, GID int
-}
-
-func withPeer(ctx context.Context, c net.Conn) context.Context {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return ctx
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return ctx
-	}
-	var cred *unix.Ucred
-	_ = raw.Control(func(fd uintptr) {
-		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	})
-	if err != nil || cred == nil {
-		return ctx
-	}
-	return context.WithValue(ctx, peerKey{}, Peer{PID: int(cred.Pid), UID: int(cred.Uid), GID: int(cred.Gid)})
-}
-
-func peerOf(ctx context.Context) Peer {
-	p, _ := ctx.Value(peerKey{}).(Peer)
-	return p
 }
 
 // Run is cortexd's main: build, serve until ctx is done, close.

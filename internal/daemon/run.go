@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/auth"
 	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logkey"
@@ -25,37 +25,28 @@ import (
 // maxUpload caps a bundle upload.
 const maxUpload = 4 << 30
 
-// postProject receives a bundle, verifies and unpacks it, validates its
-// manifest against this host and starts its agents.
+// postProject starts the project of a bundle the pipeline's decoder
+// (decodeRun) received and authorized: it verifies and unpacks it,
+// validates its manifest against this host and starts its agents.
 func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
-	if err := d.walls.refuseMissing(); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Join(d.paths.LibDir, "tmp"), "upload-*.cortex")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	n, err := io.Copy(tmp, io.LimitReader(r.Body, maxUpload+1))
-	if err != nil {
-		return fmt.Errorf("receive bundle: %w", err)
-	}
-	if n > maxUpload {
-		return errdefs.New(errdefs.InvalidArgument, "bundle larger than %d GiB", maxUpload>>30)
+	up, ok := r.Context().Value(uploadKey{}).(*upload)
+	if !ok {
+		return errdefs.New(errdefs.Internal, "no decoded upload")
 	}
 	name := r.Header.Get(api.HeaderFilename)
 	if name == "" {
 		name = "bundle"
 	}
+	uid, gid := owner(r.Context())
 	var source *sandbox.Dir
+	var err error
 	if dir := r.Header.Get(api.HeaderSourceDir); dir != "" {
-		if source, err = d.checkSourceDir(dir, peerOf(r.Context())); err != nil {
+		if source, err = d.checkSourceDir(dir, uid); err != nil {
 			return err
 		}
 		defer source.Close()
 	}
-	resp, err := d.createProject(r.Context(), tmp.Name(), name, source, peerOf(r.Context()))
+	resp, err := d.createProject(r.Context(), up, name, source, uid, gid)
 	if err != nil {
 		return err
 	}
@@ -67,7 +58,8 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 // when the run came from a project directory, is that directory, opened
 // and checked by checkSourceDir: its path and identity are recorded, and
 // every start checks the directory is still the same.
-func (d *Daemon) createProject(ctx context.Context, path, name string, source *sandbox.Dir, peer Peer) (api.RunResponse, error) {
+func (d *Daemon) createProject(ctx context.Context, up *upload, name string, source *sandbox.Dir, uid, gid int) (api.RunResponse, error) {
+	path := up.path
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
 	// Errors about the upload name the user's file, not our temporary copy.
@@ -104,6 +96,10 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 	if err != nil {
 		return api.RunResponse{}, errdefs.Wrap(errdefs.InvalidArgument, err)
 	}
+	if m.Project != up.project {
+		// The project authorized is the one run, or nothing is.
+		return api.RunResponse{}, errdefs.New(errdefs.Internal, "bundle names project %q, %q was authorized", m.Project, up.project)
+	}
 	agents := m.Resolve(d.defs)
 	if err := d.pinRuntimes(agents); err != nil {
 		return api.RunResponse{}, err
@@ -119,7 +115,7 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 		}
 	}
 	mjson, _ := json.Marshal(m)
-	p := store.Project{Name: m.Project, Digest: digest, BundleDir: dir, SourceDir: sourceDir, SourceID: sourceID, Manifest: mjson, OwnerUID: peer.UID, OwnerGID: peer.GID}
+	p := store.Project{Name: m.Project, Digest: digest, BundleDir: dir, SourceDir: sourceDir, SourceID: sourceID, Manifest: mjson, OwnerUID: uid, OwnerGID: gid}
 	if err := d.sup.Run(ctx, p, agents); err != nil {
 		return api.RunResponse{}, err
 	}
@@ -128,10 +124,10 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 		resp.Agents = append(resp.Agents, a.Name)
 	}
 	if source != nil {
-		d.log.Info("project started", logkey.Project, m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name,
+		d.log.Info("project started", logkey.Project, m.Project, "digest", digest, "agents", len(agents), "uid", uid, "by", callerName(ctx), "bundle", name,
 			"path", source.Path, "identity", source.ID.String())
 	} else {
-		d.log.Info("project started", logkey.Project, m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name)
+		d.log.Info("project started", logkey.Project, m.Project, "digest", digest, "agents", len(agents), "uid", uid, "by", callerName(ctx), "bundle", name)
 	}
 	return resp, nil
 }
@@ -143,7 +139,7 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 // identity createProject records are of the same open directory, so
 // nothing can be swapped in between; later starts reopen the recorded
 // path without following symlinks and compare (supervisor.verifySource).
-func (d *Daemon) checkSourceDir(dir string, peer Peer) (*sandbox.Dir, error) {
+func (d *Daemon) checkSourceDir(dir string, uid int) (*sandbox.Dir, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, errdefs.New(errdefs.InvalidArgument, "source dir %q is not absolute", dir)
 	}
@@ -151,10 +147,10 @@ func (d *Daemon) checkSourceDir(dir string, peer Peer) (*sandbox.Dir, error) {
 	if err != nil {
 		return nil, errdefs.New(errdefs.InvalidArgument, "source dir %q is not a directory: %v", dir, err)
 	}
-	if peer.UID != 0 && src.ID.UID != peer.UID {
-		d.log.Warn("project refused: source directory not owned by the caller", "uid", peer.UID, "path", src.Path, "owner", src.ID.UID)
+	if uid != 0 && src.ID.UID != uid {
+		d.log.Warn("project refused: source directory not owned by the caller", "uid", uid, "path", src.Path, "owner", src.ID.UID)
 		src.Close()
-		return nil, errdefs.WithHint(errdefs.New(errdefs.PermissionDenied, "source dir %s is not owned by uid %d", src.Path, peer.UID),
+		return nil, errdefs.WithHint(errdefs.New(errdefs.PermissionDenied, "source dir %s is not owned by uid %d", src.Path, uid),
 			"run projects from a directory you own, or bundle it (cortex bundle) and run the .cortex file")
 	}
 	return src, nil
@@ -188,4 +184,12 @@ func (d *Daemon) agentWalls(w []supervisor.Wall) []supervisor.Wall {
 		}
 	}
 	return w
+}
+
+// callerName names the API caller of ctx, for logs.
+func callerName(ctx context.Context) string {
+	if c := auth.CallerFrom(ctx); c != nil {
+		return c.Identity.Name
+	}
+	return ""
 }

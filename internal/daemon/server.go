@@ -8,18 +8,24 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/auth"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/supervisor"
 )
 
+// handler builds the API: every route on one mux, and the security
+// pipeline (internal/auth) around all of it. Every pattern registered
+// here needs its line in auth.Routes (TestRoutesClassified); one without
+// is admin-only.
 func (d *Daemon) handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := &routeMux{ServeMux: http.NewServeMux()}
 	h := func(pattern string, fn func(http.ResponseWriter, *http.Request) error) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if err := fn(w, r); err != nil {
@@ -41,23 +47,46 @@ func (d *Daemon) handler() http.Handler {
 	h("POST /v1/agents/{project}/{agent}/resume", d.resumeAgent)
 	h("GET /v1/logs", d.getLogs)
 	h("GET /v1/events", d.getEvents)
-	if d.llm != nil {
-		mux.Handle("/v1/llm/", d.llm.AdminHandler())
-	}
-	if d.bus != nil {
-		mux.Handle("/v1/bus/", d.bus.Handler())
-	}
-	return d.middleware(api.NotFound(mux))
+	llmAdmin := d.llm.AdminHandler()
+	mux.Handle("GET /v1/llm/usage", llmAdmin)
+	mux.Handle("GET /v1/llm/models", llmAdmin)
+	mux.Handle("POST /v1/llm/chat", llmAdmin)
+	h("GET /v1/bus/stats", d.getBusStats)
+	busAPI := d.bus.Handler()
+	mux.Handle("POST /v1/bus/{project}/{channel}", busAPI)
+	mux.Handle("GET /v1/bus/{project}/{channel}", busAPI)
+	h("GET /v1/auth/whoami", d.getWhoami)
+	h("GET /v1/auth/ca", d.getCA)
+	h("GET /v1/auth/keys", d.getKeys)
+	h("POST /v1/auth/keys", d.postKey)
+	h("DELETE /v1/auth/keys/{name}", d.deleteKey)
+	h("GET /v1/auth/certs", d.getCerts)
+	h("POST /v1/auth/certs", d.postCert)
+	h("DELETE /v1/auth/certs/{serial}", d.deleteCert)
+	h("GET /v1/audit", d.getAudit)
+	h("GET /v1/audit/checkpoint", d.getAuditCheckpoint)
+	h("GET /v1/audit/files", d.getAuditFiles)
+	h("GET /v1/audit/files/{name}", d.getAuditFile)
+	d.patterns = mux.patterns
+	d.pipeline.Mux = mux.ServeMux
+	d.pipeline.NotFound = api.NotFound(mux.ServeMux)
+	return d.pipeline
 }
 
-// middleware logs every request with the caller's credentials.
-func (d *Daemon) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := peerOf(r.Context())
-		start := time.Now()
-		next.ServeHTTP(w, r)
-		d.log.Debug("api", "method", r.Method, "path", r.URL.Path, "uid", p.UID, "pid", p.PID, "took", time.Since(start))
-	})
+// routeMux is the API's mux, keeping the patterns registered so that a
+// test can check every one is classified.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -92,7 +121,11 @@ func (d *Daemon) getProjects(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := []api.ProjectSummary{}
+	caller := auth.CallerFrom(r.Context())
 	for _, p := range ps {
+		if !caller.SeesOwned(p.Name, p.OwnerUID) {
+			continue
+		}
 		s := api.ProjectSummary{Name: p.Name, Digest: p.Digest, SourceDir: p.SourceDir, CreatedAt: p.CreatedAt, States: map[string]int{}}
 		for _, a := range d.sup.List(r.Context(), p.Name, true) {
 			s.Agents++
@@ -148,18 +181,76 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// visible keeps the statuses of projects the caller sees.
+func visible(ctx context.Context, sts []supervisor.Status) []supervisor.Status {
+	caller := auth.CallerFrom(ctx)
+	out := sts[:0:0]
+	for _, s := range sts {
+		if caller.Sees(s.Project) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func (d *Daemon) getAgents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	api.WriteJSON(w, http.StatusOK, apiStatuses(d.sup.List(r.Context(), q.Get("project"), q.Get("all") == "1")))
+	api.WriteJSON(w, http.StatusOK, apiStatuses(visible(r.Context(), d.sup.List(r.Context(), q.Get("project"), q.Get("all") == "1"))))
 	return nil
 }
 
+// resolveAgent turns "project/agent" (authorized on its project) or a
+// bare agent name (looked up among the projects the caller sees) into a
+// reference.
 func (d *Daemon) resolveAgent(w http.ResponseWriter, r *http.Request) error {
-	p, a, err := d.sup.Resolve(r.URL.Query().Get("ref"))
-	if err != nil {
-		return err
+	ref := r.URL.Query().Get("ref")
+	if strings.Contains(ref, "/") {
+		p, a, err := d.sup.Resolve(ref)
+		if err != nil {
+			return err
+		}
+		api.WriteJSON(w, http.StatusOK, api.AgentRef{Project: p, Agent: a})
+		return nil
 	}
-	api.WriteJSON(w, http.StatusOK, api.AgentRef{Project: p, Agent: a})
+	var cands []api.AgentRef
+	for _, s := range visible(r.Context(), d.sup.List(r.Context(), "", true)) {
+		if s.Agent == ref {
+			cands = append(cands, api.AgentRef{Project: s.Project, Agent: s.Agent})
+		}
+	}
+	switch len(cands) {
+	case 0:
+		return errdefs.WithHint(errdefs.New(errdefs.NotFound, "no agent named %q", ref), "cortex list -a")
+	case 1:
+		api.WriteJSON(w, http.StatusOK, cands[0])
+		return nil
+	}
+	names := make([]string, len(cands))
+	for i, c := range cands {
+		names[i] = c.Project + "/" + c.Agent
+	}
+	sort.Strings(names)
+	return errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "agent name %q is ambiguous: %v", ref, names), "name it as project/agent, e.g. "+names[0])
+}
+
+// getBusStats is the bus's counters for the projects the caller sees.
+func (d *Daemon) getBusStats(w http.ResponseWriter, r *http.Request) error {
+	rep := d.bus.Report()
+	caller := auth.CallerFrom(r.Context())
+	chs := rep.Channels[:0:0]
+	for _, c := range rep.Channels {
+		if caller.Sees(c.Project) {
+			chs = append(chs, c)
+		}
+	}
+	brs := rep.Brokers[:0:0]
+	for _, b := range rep.Brokers {
+		if caller.Sees(b.Project) {
+			brs = append(brs, b)
+		}
+	}
+	rep.Channels, rep.Brokers = chs, brs
+	api.WriteJSON(w, http.StatusOK, rep)
 	return nil
 }
 
@@ -304,6 +395,7 @@ func (d *Daemon) getLogs(w http.ResponseWriter, r *http.Request) error {
 func (d *Daemon) getEvents(w http.ResponseWriter, r *http.Request) error {
 	events, unsub := d.sup.Subscribe(r.URL.Query().Get("project"))
 	defer unsub()
+	caller := auth.CallerFrom(r.Context())
 	out := api.NewSSEWriter(w)
 	for {
 		select {
@@ -312,6 +404,9 @@ func (d *Daemon) getEvents(w http.ResponseWriter, r *http.Request) error {
 		case ev, ok := <-events:
 			if !ok {
 				return nil
+			}
+			if !caller.Sees(ev.Project) {
+				continue
 			}
 			if err := out.Send("state", apiEvent(ev)); err != nil {
 				return nil

@@ -42,6 +42,8 @@ func stateDirs(p config.Paths) []stateDir {
 		{lib("projects"), 0o711},
 		{lib("bus"), 0o700},
 		{lib("llm"), 0o700},
+		{lib("auth"), 0o700},
+		{lib("audit"), 0o700},
 		{p.CacheDir, 0o700},
 		{p.LogDir, 0o750},
 		{p.RunDir, 0o755},

@@ -22,6 +22,12 @@ const (
 	PermissionDenied   Category = "permission denied"
 	Unsupported        Category = "unsupported"
 	Internal           Category = "internal"
+	// Unauthenticated: the caller did not prove who it is (no, a bad, an
+	// expired or a revoked credential).
+	Unauthenticated Category = "unauthenticated"
+	// RateLimited: the caller sent more requests than its role allows;
+	// it may retry later (the API says when).
+	RateLimited Category = "rate limited"
 )
 
 // Error carries a category, a message and an optional hint for the user
@@ -104,6 +110,8 @@ func IsFailedPrecondition(err error) bool { return CategoryOf(err) == FailedPrec
 func IsUnavailable(err error) bool        { return CategoryOf(err) == Unavailable }
 func IsPermissionDenied(err error) bool   { return CategoryOf(err) == PermissionDenied }
 func IsUnsupported(err error) bool        { return CategoryOf(err) == Unsupported }
+func IsUnauthenticated(err error) bool    { return CategoryOf(err) == Unauthenticated }
+func IsRateLimited(err error) bool        { return CategoryOf(err) == RateLimited }
 
 // HTTPStatus maps a category to the status code the API answers with.
 func HTTPStatus(c Category) int {
@@ -122,6 +130,10 @@ func HTTPStatus(c Category) int {
 		return http.StatusForbidden
 	case Unsupported:
 		return http.StatusNotImplemented
+	case Unauthenticated:
+		return http.StatusUnauthorized
+	case RateLimited:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }

@@ -25,7 +25,7 @@ func TestCategoryThroughWrapping(t *testing.T) {
 // body names the category; the status is for HTTP tools).
 func TestHTTPStatus(t *testing.T) {
 	seen := map[int]Category{}
-	for _, c := range []Category{NotFound, InvalidArgument, AlreadyExists, FailedPrecondition, Unavailable, PermissionDenied, Unsupported, Internal} {
+	for _, c := range []Category{NotFound, InvalidArgument, AlreadyExists, FailedPrecondition, Unavailable, PermissionDenied, Unsupported, Internal, Unauthenticated, RateLimited} {
 		s := HTTPStatus(c)
 		if other, dup := seen[s]; dup {
 			t.Errorf("%s and %s both map to %d", c, other, s)

@@ -58,6 +58,9 @@ const (
 	Ops Type = "ops"
 	// Alert: an alert rule fired or resolved (AlertDetail).
 	Alert Type = "alert"
+	// SecurityAnomaly: the API or the audit log saw something an
+	// operator should look at (SecurityAnomalyDetail).
+	SecurityAnomaly Type = "security.anomaly"
 )
 
 // Event is one fact. Project and Agent are empty for daemon-wide events.
@@ -194,6 +197,37 @@ type AlertDetail struct {
 	Labels   map[string]string `json:"labels,omitempty"`
 }
 
+// The kinds of SecurityAnomalyDetail.
+const (
+	// AnomalyDeniedBurst: many refused requests (403) from one identity
+	// in a short window.
+	AnomalyDeniedBurst = "denied-burst"
+	// AnomalyNewAddress: an API key or client certificate was used from
+	// an address it had not been used from before.
+	AnomalyNewAddress = "new-address"
+	// AnomalyAuditFailure: an audit append failed; the request it
+	// recorded was refused.
+	AnomalyAuditFailure = "audit-failure"
+	// AnomalyAuditDropped: lifecycle events arrived faster than the audit
+	// log could record them and some were lost (counted in the log).
+	AnomalyAuditDropped = "audit-dropped"
+	// AnomalyAuditDamaged: the audit log's newest segment did not verify
+	// when the daemon opened it.
+	AnomalyAuditDamaged = "audit-damaged"
+)
+
+// SecurityAnomalyDetail: what was seen, by whom, how often.
+type SecurityAnomalyDetail struct {
+	// Kind is one of the Anomaly* constants.
+	Kind     string `json:"kind"`
+	Identity string `json:"identity,omitempty"`
+	Remote   string `json:"remote,omitempty"`
+	// Count and Window: how many times within how long (bursts).
+	Count   int           `json:"count,omitempty"`
+	Window  time.Duration `json:"window_ns,omitempty"`
+	Message string        `json:"message"`
+}
+
 func (AgentStateDetail) EventType() Type   { return AgentState }
 func (AgentOOMDetail) EventType() Type     { return AgentOOM }
 func (AgentRestartDetail) EventType() Type { return AgentRestart }
@@ -205,6 +239,9 @@ func (FSDeniedDetail) EventType() Type     { return FSDenied }
 func (APIRequestDetail) EventType() Type   { return APIRequest }
 func (OpsDetail) EventType() Type          { return Ops }
 func (AlertDetail) EventType() Type        { return Alert }
+func (SecurityAnomalyDetail) EventType() Type {
+	return SecurityAnomaly
+}
 
 // DaemonDetail serves two types; the event's Type says which.
 func (DaemonDetail) EventType() Type { return DaemonStart }
@@ -224,6 +261,8 @@ var decoders = map[Type]func([]byte) (Detail, error){
 	DaemonStop:   decodeAs[DaemonDetail],
 	Ops:          decodeAs[OpsDetail],
 	Alert:        decodeAs[AlertDetail],
+
+	SecurityAnomaly: decodeAs[SecurityAnomalyDetail],
 }
 
 func decodeAs[T Detail](b []byte) (Detail, error) {

@@ -146,9 +146,10 @@ func Start(t testing.TB, opts Options) *Daemon {
 	return d
 }
 
-// Env is the environment CLI commands and daemons of this root get.
+// Env is the environment CLI commands and daemons of this root get (no
+// client config: the tests never read the user's contexts).
 func (d *Daemon) Env() []string {
-	env := []string{"CORTEX_ROOT=" + d.Root, "CORTEX_DAEMON=" + filepath.Join(d.Bin, "cortexd")}
+	env := []string{"CORTEX_ROOT=" + d.Root, "CORTEX_DAEMON=" + filepath.Join(d.Bin, "cortexd"), "CORTEX_CONFIG=" + filepath.Join(d.Root, "no-client-config.yaml")}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CORTEX_") {
 			env = append(env, kv)
@@ -190,6 +191,20 @@ func (d *Daemon) StartDaemon() {
 		}
 	}
 	d.t.Fatalf("cortexd did not answer; log:\n%s", d.LogText())
+}
+
+// T is the test the daemon belongs to.
+func (d *Daemon) T() testing.TB { return d.t }
+
+// APIAddr is the address the daemon's TCP listener bound (api.listen),
+// from run/cortex/api.addr.
+func (d *Daemon) APIAddr() string {
+	d.t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.Root, "run", "cortex", "api.addr"))
+	if err != nil {
+		d.t.Fatalf("the daemon has no TCP listener (set api.listen): %v", err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // Pid is the running daemon's pid.
@@ -248,8 +263,16 @@ func (d *Daemon) CLI(dir string, args ...string) Result {
 // CLIContext is CLI with a context (cancel to interrupt).
 func (d *Daemon) CLIContext(ctx context.Context, dir string, args ...string) Result {
 	d.t.Helper()
+	return d.CLIEnv(ctx, nil, dir, args...)
+}
+
+// CLIEnv is CLI with extra environment variables (KEY=VALUE), which
+// override the root's: CORTEX_HOST, CORTEX_API_KEY, CORTEX_CA, ... for a
+// remote client.
+func (d *Daemon) CLIEnv(ctx context.Context, extra []string, dir string, args ...string) Result {
+	d.t.Helper()
 	cmd := exec.CommandContext(ctx, filepath.Join(d.Bin, "cortex"), args...)
-	cmd.Env = d.Env()
+	cmd.Env = append(d.Env(), extra...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
