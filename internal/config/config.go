@@ -26,6 +26,7 @@ type Config struct {
 	Egress     Egress            `yaml:"egress"`
 	LLM        LLM               `yaml:"llm"`
 	Bus        Bus               `yaml:"bus"`
+	Ops        Ops               `yaml:"ops"`
 
 	// Source is the file the config was read from ("" for defaults).
 	Source string `yaml:"-"`
@@ -77,6 +78,9 @@ type Egress struct {
 	// Hosts pins names to addresses, bypassing DNS and the private-range
 	// refusal. Only the daemon config can do this, never a manifest.
 	Hosts map[string]string `yaml:"hosts"`
+	// Resolver is the DNS server (host:port) the gateway resolves allowed
+	// names with; "" uses the host's resolv.conf.
+	Resolver string `yaml:"resolver"`
 }
 
 // Default returns the built-in configuration.
@@ -100,6 +104,7 @@ func Default() *Config {
 		Egress:  Egress{Hosts: map[string]string{}},
 		LLM:     DefaultLLM(),
 		Bus:     DefaultBus(),
+		Ops:     DefaultOps(),
 	}
 }
 
@@ -188,6 +193,8 @@ func (c *Config) Validate() error {
 	}
 	c.Bus.WithDefaults().validate(bad)
 	c.LLM.validate(bad)
+	c.Ops.validate(bad)
+	validateResolver(c.Egress.Resolver, bad)
 	return errors.Join(errs...)
 }
 
