@@ -1009,3 +1009,18 @@ func (t *Txn) revert(c *Change) error {
 	}
 	return fmt.Errorf("unknown change kind %q", c.Kind)
 }
+
+// Discard removes the journal of a transaction that changed nothing.
+func (s *Store) Discard(id string) error {
+	t, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	for _, c := range t.Changes {
+		if c.Applied && !c.Undone {
+			return errdefs.New(errdefs.FailedPrecondition, "transaction %s changed something; it is kept", id)
+		}
+	}
+	_ = os.RemoveAll(t.dir())
+	return os.Remove(t.journal())
+}
