@@ -103,9 +103,9 @@ func Manual(description, command string) *api.Fix {
 
 // Func is a Check (and Repairer) made of functions.
 type Func struct {
-	Meta      Info
-	RunFunc   func(ctx context.Context) Result
-	FixFunc   func(ctx context.Context, r Result, tx *txn.Txn) error
+	Meta    Info
+	RunFunc func(ctx context.Context) Result
+	FixFunc func(ctx context.Context, r Result, tx *txn.Txn) error
 }
 
 var _ Repairer = (*Func)(nil)
