@@ -67,6 +67,12 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 // and checked by checkSourceDir: its path and identity are recorded, and
 // every start checks the directory is still the same.
 func (d *Daemon) createProject(ctx context.Context, path, name string, source *sandbox.Dir, peer Peer) (api.RunResponse, error) {
+	return d.createProjectOpts(ctx, path, name, source, peer, true)
+}
+
+// createProjectOpts is createProject; withHooks runs the pre-run and
+// post-run hooks (the canary runs without them).
+func (d *Daemon) createProjectOpts(ctx context.Context, path, name string, source *sandbox.Dir, peer Peer, withHooks bool) (_ api.RunResponse, err error) {
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
 	// Errors about the upload name the user's file, not our temporary copy.
@@ -88,6 +94,13 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 		if err := b.Extract(ctx, dir, bundle.DefaultLimits(), nil); err != nil && !errdefs.IsAlreadyExists(err) {
 			return api.RunResponse{}, rename(err)
 		}
+		// A run refused after this point leaves no unpacked bundle
+		// behind (doctor's bundles.orphaned would find it).
+		defer func() {
+			if err != nil {
+				_ = os.RemoveAll(dir)
+			}
+		}()
 	}
 	manifestName, projectDir, sourceDir := "cortex.yaml", dir, ""
 	var sourceID store.DirIdentity
@@ -107,6 +120,11 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 	if err := d.pinRuntimes(agents); err != nil {
 		return api.RunResponse{}, err
 	}
+	if withHooks {
+		if err := d.preRunHooks(ctx, m.Project, digest, name, sourceDir, peer, agents); err != nil {
+			return api.RunResponse{}, err
+		}
+	}
 	if d.bus != nil {
 		if err := d.bus.SetBroker(ctx, m.Project, m.GlobalCapabilities.BusBroker); err != nil {
 			return api.RunResponse{}, fmt.Errorf("bus.broker: %w", err)
@@ -125,6 +143,9 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 	resp := api.RunResponse{Project: m.Project, Digest: digest}
 	for _, a := range agents {
 		resp.Agents = append(resp.Agents, a.Name)
+	}
+	if withHooks {
+		d.postRunHooks(m.Project, digest, peer, resp.Agents)
 	}
 	if source != nil {
 		d.log.Info("project started", "project", m.Project, "digest", digest, "agents", len(agents), "uid", peer.UID, "bundle", name,

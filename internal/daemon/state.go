@@ -42,6 +42,7 @@ func stateDirs(p config.Paths) []stateDir {
 		{lib("projects"), 0o711},
 		{lib("bus"), 0o700},
 		{lib("llm"), 0o700},
+		{lib("ops"), 0o700},
 		{p.CacheDir, 0o700},
 		{p.LogDir, 0o750},
 		{p.RunDir, 0o755},

@@ -100,7 +100,7 @@ func (h *Host) scanCgroups(ctx context.Context) ([]staleGroup, int, error) {
 }
 
 func (h *Host) checkStaleCgroups() Check {
-	return &Func{Meta: Info{ID: "stale.cgroups", Title: "no cgroup left by a crashed run"},
+	return &Func{Meta: Info{ID: "stale.cgroups", Title: "no cgroup left by a crashed run", DependsOn: []string{"sqlite.integrity"}},
 		RunFunc: func(ctx context.Context) Result {
 			if h.State == nil {
 				return noState("live cgroups")
@@ -242,7 +242,7 @@ func (h *Host) scanSockets(ctx context.Context) ([]string, int, error) {
 }
 
 func (h *Host) checkStaleSockets() Check {
-	return &Func{Meta: Info{ID: "stale.sockets", Title: "no socket left by a crashed run"},
+	return &Func{Meta: Info{ID: "stale.sockets", Title: "no socket left by a crashed run", DependsOn: []string{"sqlite.integrity"}},
 		RunFunc: func(ctx context.Context) Result {
 			if h.State == nil {
 				return noState("live sockets")
@@ -301,7 +301,7 @@ func (h *Host) scanBundles(ctx context.Context) ([]string, int, error) {
 }
 
 func (h *Host) checkOrphanBundles() Check {
-	return &Func{Meta: Info{ID: "bundles.orphaned", Title: "no unpacked bundle that no project uses"},
+	return &Func{Meta: Info{ID: "bundles.orphaned", Title: "no unpacked bundle that no project uses", DependsOn: []string{"sqlite.integrity"}},
 		RunFunc: func(ctx context.Context) Result {
 			if h.State == nil {
 				return noState("bundles in use")
