@@ -137,6 +137,9 @@ type ChecksQuery struct {
 	Checks   []string
 	Ignore   []string
 	Critical bool // only the checks marked critical
+	// Also are ids of checks the caller runs itself, so patterns that
+	// match only them are not unknown.
+	Also []string
 }
 
 func (q ChecksQuery) values() url.Values {
@@ -150,6 +153,9 @@ func (q ChecksQuery) values() url.Values {
 	if q.Critical {
 		v.Set("critical", "1")
 	}
+	for _, c := range q.Also {
+		v.Add("also", c)
+	}
 	return v
 }
 
@@ -159,6 +165,7 @@ type RepairRequest struct {
 	Checks []string `json:"checks,omitempty"`
 	Ignore []string `json:"ignore,omitempty"`
 	DryRun bool     `json:"dry_run"`
+	Also   []string `json:"also,omitempty"`
 }
 
 // TxnChange is one change of a transaction.

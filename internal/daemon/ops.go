@@ -68,7 +68,7 @@ func (o *opsEnv) checks() []doctor.Check {
 }
 
 func (o *opsEnv) options(q api.ChecksQuery) doctor.Options {
-	return doctor.Options{Only: q.Checks, Ignore: q.Ignore, Critical: q.Critical, Timeout: o.cfg.Ops.CheckTimeout, Source: o.source}
+	return doctor.Options{Only: q.Checks, Ignore: q.Ignore, Critical: q.Critical, Timeout: o.cfg.Ops.CheckTimeout, Source: o.source, Known: q.Also}
 }
 
 func (o *opsEnv) report(ctx context.Context, q api.ChecksQuery) (api.DoctorReport, error) {
@@ -82,7 +82,7 @@ func (o *opsEnv) report(ctx context.Context, q api.ChecksQuery) (api.DoctorRepor
 }
 
 func (o *opsEnv) repair(ctx context.Context, req api.RepairRequest) (api.RepairResponse, error) {
-	res, err := doctor.Repair(ctx, o.checks(), o.options(api.ChecksQuery{Checks: req.Checks, Ignore: req.Ignore}), o.txns, req.DryRun)
+	res, err := doctor.Repair(ctx, o.checks(), o.options(api.ChecksQuery{Checks: req.Checks, Ignore: req.Ignore, Also: req.Also}), o.txns, req.DryRun)
 	if err != nil {
 		return api.RepairResponse{}, err
 	}
@@ -387,7 +387,7 @@ func txnMessage(t *txn.Txn) string {
 
 func queryOf(r *http.Request) api.ChecksQuery {
 	q := r.URL.Query()
-	return api.ChecksQuery{Checks: q["check"], Ignore: q["ignore"], Critical: q.Get("critical") == "1"}
+	return api.ChecksQuery{Checks: q["check"], Ignore: q["ignore"], Critical: q.Get("critical") == "1", Also: q["also"]}
 }
 
 func (d *Daemon) getOpsChecks(w http.ResponseWriter, r *http.Request) error {

@@ -55,11 +55,12 @@ func OpsMain(args []string, env config.Env, stdout, stderr io.Writer) int {
 		return fail(errdefs.New(errdefs.InvalidArgument, "cortexd ops: checks, repair, transactions or undo"))
 	}
 	verb, rest := fs0.Arg(0), fs0.Args()[1:]
-	var checks, ignore multi
+	var checks, ignore, also multi
 	fs := flag.NewFlagSet("cortexd ops "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Var(&checks, "check", "a check to run (a pattern; repeatable)")
 	fs.Var(&ignore, "ignore", "a check to skip (a pattern; repeatable)")
+	fs.Var(&also, "also", "a check the caller runs itself (repeatable)")
 	list := fs.Bool("list", false, "list the checks")
 	critical := fs.Bool("critical", false, "only the critical checks")
 	dry := fs.Bool("dry-run", false, "show what repair would change")
@@ -86,7 +87,7 @@ func OpsMain(args []string, env config.Env, stdout, stderr io.Writer) int {
 		if *list {
 			return write(doctor.List(o.checks(), o.source))
 		}
-		rep, err := o.report(ctx, api.ChecksQuery{Checks: checks, Ignore: ignore, Critical: *critical})
+		rep, err := o.report(ctx, api.ChecksQuery{Checks: checks, Ignore: ignore, Critical: *critical, Also: also})
 		if err != nil {
 			return fail(err)
 		}
@@ -100,7 +101,7 @@ func OpsMain(args []string, env config.Env, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		defer unlock()
-		res, err := o.repair(ctx, api.RepairRequest{Checks: checks, Ignore: ignore, DryRun: *dry})
+		res, err := o.repair(ctx, api.RepairRequest{Checks: checks, Ignore: ignore, DryRun: *dry, Also: also})
 		if err != nil {
 			return fail(err)
 		}

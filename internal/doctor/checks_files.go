@@ -69,7 +69,7 @@ func (h *Host) permRules() []permRule {
 		{filepath.Join(p.LibDir, "state.db-wal"), "state", 0o077, false},
 		{filepath.Join(p.LibDir, "state.db-shm"), "state", 0o077, false},
 		{filepath.Join(p.LibDir, "secrets"), "secrets", 0o077, true},
-		{filepath.Join(p.LibDir, "ops"), "ops", 0o077, true},
+		{filepath.Join(p.LibDir, "ops"), "ops", 0o077, false}, // not inside: backups keep their exact modes
 		{filepath.Join(p.LogDir, "cortexd.log"), "daemon log", 0o077, false},
 	}...)
 	for _, dir := range []string{p.LibDir, p.LogDir} {
@@ -174,7 +174,7 @@ func (h *Host) checkSocketPerms() Check {
 			sock := h.Paths.Socket
 			fi, err := os.Lstat(sock)
 			if errors.Is(err, fs.ErrNotExist) {
-				return Skip("no API socket at %s (no daemon has served this root)", sock)
+				return Skip("no API socket at %s (no daemon runs)", sock)
 			}
 			if err != nil {
 				return Fail(nil, "%v", err)

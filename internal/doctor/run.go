@@ -28,6 +28,9 @@ type Options struct {
 	Timeout time.Duration
 	// Source is put on every result ("daemon", "offline").
 	Source string
+	// Known are ids of checks run elsewhere (the CLI's): a pattern that
+	// matches one of them is not an unknown pattern here.
+	Known []string
 }
 
 // selection is what a run covers.
@@ -60,6 +63,11 @@ func sel(checks []Check, opts Options) (*selection, error) {
 			return false
 		}
 		for id := range s.byID {
+			if matches(p, id) {
+				return true
+			}
+		}
+		for _, id := range opts.Known {
 			if matches(p, id) {
 				return true
 			}
