@@ -72,7 +72,7 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 
 // createProjectOpts is createProject; withHooks runs the pre-run and
 // post-run hooks (the canary runs without them).
-func (d *Daemon) createProjectOpts(ctx context.Context, path, name string, source *sandbox.Dir, peer Peer, withHooks bool) (_ api.RunResponse, err error) {
+func (d *Daemon) createProjectOpts(ctx context.Context, path, name string, source *sandbox.Dir, peer Peer, withHooks bool) (_ api.RunResponse, retErr error) {
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
 	// Errors about the upload name the user's file, not our temporary copy.
@@ -97,7 +97,7 @@ func (d *Daemon) createProjectOpts(ctx context.Context, path, name string, sourc
 		// A run refused after this point leaves no unpacked bundle
 		// behind (doctor's bundles.orphaned would find it).
 		defer func() {
-			if err != nil {
+			if retErr != nil {
 				_ = os.RemoveAll(dir)
 			}
 		}()

@@ -221,11 +221,14 @@ func repairProjects(dir string, owners map[string]int, log *slog.Logger) {
 
 // shareReadable makes the shims and SDKs readable by every agent uid
 // (they are written under the daemon's umask): directories 0755, files
-// 0644.
+// 0644. The binaries cortex-ops update installs (versions/) keep theirs.
 func shareReadable(dir string, log *slog.Logger) {
 	_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.Type()&fs.ModeSymlink != 0 {
 			return nil
+		}
+		if e.IsDir() && p == filepath.Join(dir, "versions") {
+			return filepath.SkipDir
 		}
 		mode := os.FileMode(0o644)
 		if e.IsDir() {
