@@ -43,12 +43,14 @@ type updater struct {
 	canary   bool
 	unit     string
 	progress io.Writer
-	entry    cupdate.Entry
+	// say gets the one-line outcome (stderr with --json, stdout else).
+	say   io.Writer
+	entry cupdate.Entry
 	// started is the pid of a daemon this command started.
 	started int
 }
 
-func (e *env) newUpdater(deadline time.Duration, canary bool, quiet bool) *updater {
+func (e *env) newUpdater(deadline time.Duration, canary bool, quiet, asJSON bool) *updater {
 	p := config.NewPaths(e.cfg.Root)
 	cfg, err := config.Load(p.ConfigFile)
 	if err != nil || cfg == nil {
@@ -58,7 +60,10 @@ func (e *env) newUpdater(deadline time.Duration, canary bool, quiet bool) *updat
 		deadline = cfg.Ops.UpdateDeadline
 	}
 	u := &updater{e: e, paths: p, layout: cupdate.Layout{ShareDir: p.ShareDir}, hist: cupdate.History{Path: filepath.Join(p.LibDir, "ops", "updates.json")},
-		deadline: deadline, canary: canary, unit: cfg.Ops.SystemdUnit, progress: e.stderr}
+		deadline: deadline, canary: canary, unit: cfg.Ops.SystemdUnit, progress: e.stderr, say: e.stdout}
+	if asJSON {
+		u.say = e.stderr
+	}
 	if quiet {
 		u.progress = io.Discard
 	}
@@ -382,7 +387,7 @@ func (u *updater) doUpdate(ctx context.Context, from string) (err error) {
 		}
 		u.entry.Phases = append(u.entry.Phases, cupdate.Phase{Name: "switch to " + nv.ID, Status: "ok", Detail: "no daemon runs: the next one started runs this version"})
 		_ = u.hist.Append(func() cupdate.Entry { e := u.entry; e.Outcome = cupdate.OutcomeOK; return e }())
-		fmt.Fprintf(u.e.stdout, "Installed %s (cortexd %s); no daemon runs, the next one started runs it.\n", nv.ID, nv.Version)
+		fmt.Fprintf(u.say, "Installed %s (cortexd %s); no daemon runs, the next one started runs it.\n", nv.ID, nv.Version)
 		return nil
 	}
 	var old cupdate.Version
@@ -402,7 +407,7 @@ func (u *updater) doUpdate(ctx context.Context, from string) (err error) {
 	}
 	u.entry.From, u.entry.Agents = cupdate.Ref{ID: old.ID, Version: info.Version}, len(before)
 	if old.ID == nv.ID {
-		fmt.Fprintf(u.e.stdout, "cortexd already runs %s (%s); nothing to do.\n", nv.ID, nv.Version)
+		fmt.Fprintf(u.say, "cortexd already runs %s (%s); nothing to do.\n", nv.ID, nv.Version)
 		return nil
 	}
 	_ = u.phase("pre-update hooks", func() (string, error) {
@@ -414,7 +419,7 @@ func (u *updater) doUpdate(ctx context.Context, from string) (err error) {
 	switch {
 	case healthErr == nil:
 		u.record(ctx, cupdate.OutcomeOK, "")
-		fmt.Fprintf(u.e.stdout, "Updated cortexd %s -> %s (%s); %d agent(s) kept running.\n", info.Version, nv.Version, nv.ID, len(before))
+		fmt.Fprintf(u.say, "Updated cortexd %s -> %s (%s); %d agent(s) kept running.\n", info.Version, nv.Version, nv.ID, len(before))
 		return nil
 	case backErr == nil:
 		u.record(ctx, cupdate.OutcomeRolledBack, healthErr.Error())
@@ -463,7 +468,7 @@ func (u *updater) doRollback(ctx context.Context) error {
 	switch {
 	case healthErr == nil:
 		u.record(ctx, cupdate.OutcomeOK, "")
-		fmt.Fprintf(u.e.stdout, "Rolled back cortexd %s -> %s (%s); %d agent(s) kept running.\n", info.Version, target.Version, target.ID, len(before))
+		fmt.Fprintf(u.say, "Rolled back cortexd %s -> %s (%s); %d agent(s) kept running.\n", info.Version, target.Version, target.ID, len(before))
 		return nil
 	case backErr == nil:
 		u.record(ctx, cupdate.OutcomeRolledBack, healthErr.Error())
@@ -533,7 +538,7 @@ doctor's critical checks pass, and a canary agent runs. If any of that fails wit
 restarted. The pre-update and post-update hooks run around it. --status shows the history.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			u := e.newUpdater(deadline, !noCanary, asJSON && status)
+			u := e.newUpdater(deadline, !noCanary, asJSON && status, asJSON)
 			if status {
 				return u.status(c.Context(), asJSON)
 			}
@@ -564,7 +569,7 @@ func rollbackCmd(e *env) *cobra.Command {
 		Short: "Go back to the binaries that ran before the last update (agents keep running)",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			u := e.newUpdater(deadline, !noCanary, false)
+			u := e.newUpdater(deadline, !noCanary, false, asJSON)
 			err := u.doRollback(c.Context())
 			if asJSON {
 				_ = writeJSONTo(e.stdout, u.entry)

@@ -289,10 +289,22 @@ func (d *Daemon) CLI(dir string, args ...string) Result {
 	return d.CLIContext(context.Background(), dir, args...)
 }
 
+// Ops runs cortex-ops (the same binary under its other name) with args
+// and waits.
+func (d *Daemon) Ops(args ...string) Result {
+	d.t.Helper()
+	return d.run(context.Background(), "cortex-ops", "", args...)
+}
+
 // CLIContext is CLI with a context (cancel to interrupt).
 func (d *Daemon) CLIContext(ctx context.Context, dir string, args ...string) Result {
 	d.t.Helper()
-	cmd := exec.CommandContext(ctx, filepath.Join(d.Bin, "cortex"), args...)
+	return d.run(ctx, "cortex", dir, args...)
+}
+
+func (d *Daemon) run(ctx context.Context, prog, dir string, args ...string) Result {
+	d.t.Helper()
+	cmd := exec.CommandContext(ctx, filepath.Join(d.Bin, prog), args...)
 	cmd.Env = d.Env()
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
@@ -303,7 +315,7 @@ func (d *Daemon) CLIContext(ctx context.Context, dir string, args ...string) Res
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
 		} else {
-			d.t.Fatalf("cortex %v: %v", args, err)
+			d.t.Fatalf("%s %v: %v", prog, args, err)
 		}
 	}
 	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
