@@ -135,4 +135,3 @@ func (d *Daemon) postOpsCanary(w http.ResponseWriter, r *http.Request) error {
 	api.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
-

@@ -28,11 +28,15 @@ func TestReportSchema(t *testing.T) {
 	good, _ := json.Marshal(rep)
 	doctortest.MustValidate(t, good)
 	for name, mutate := range map[string]func(string) string{
-		"bad status":     func(s string) string { return strings.Replace(s, `"status":"ok"`, `"status":"great"`, 1) },
-		"unknown field":  func(s string) string { return strings.Replace(s, `"runner":"daemon"`, `"runner":"daemon","extra":1`, 1) },
-		"wrong schema":   func(s string) string { return strings.Replace(s, `cortex.doctor/v1`, `cortex.doctor/v2`, 1) },
-		"bad fix kind":   func(s string) string { return strings.Replace(s, `"kind":"auto"`, `"kind":"magic"`, 1) },
-		"empty skip why": func(s string) string { return strings.Replace(s, `"evidence":"needs b.fail, which failed"`, `"evidence":""`, 1) },
+		"bad status": func(s string) string { return strings.Replace(s, `"status":"ok"`, `"status":"great"`, 1) },
+		"unknown field": func(s string) string {
+			return strings.Replace(s, `"runner":"daemon"`, `"runner":"daemon","extra":1`, 1)
+		},
+		"wrong schema": func(s string) string { return strings.Replace(s, `cortex.doctor/v1`, `cortex.doctor/v2`, 1) },
+		"bad fix kind": func(s string) string { return strings.Replace(s, `"kind":"auto"`, `"kind":"magic"`, 1) },
+		"empty skip why": func(s string) string {
+			return strings.Replace(s, `"evidence":"needs b.fail, which failed"`, `"evidence":""`, 1)
+		},
 	} {
 		bad := mutate(string(good))
 		if bad == string(good) {

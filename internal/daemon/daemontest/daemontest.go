@@ -101,7 +101,7 @@ type Daemon struct {
 	// cleanup stop it by pid.
 	adopted int
 	Client  *api.Client
-	Log    string
+	Log     string
 }
 
 // Options configure Start.
