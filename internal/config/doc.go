@@ -13,6 +13,8 @@
 //	                        default is run/cortex/cortexd.sock under the root.
 //	CORTEX_DAEMON           path of the cortexd binary the CLI starts when no daemon
 //	                        answers; default: cortexd beside the cortex binary, then $PATH.
+//	                        A version cortex-ops update installed under the root
+//	                        (usr/lib/cortex/current/cortexd) comes first.
 //	CORTEX_NO_AUTOSTART=1   the CLI never starts a daemon.
 //	PYENV_ROOT              where runtime discovery looks for pyenv's Pythons
 //	                        (versions/<x.y.z>/bin); default /root/.pyenv.
