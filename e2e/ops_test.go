@@ -164,11 +164,19 @@ func TestDoctorFaultsRepairUndo(t *testing.T) {
 	d := r.d
 
 	rep, m := r.doctor(t)
-	if rep.Runner != "daemon" || rep.ExitCode != 0 || len(rep.Checks) < 15 {
+	if rep.Runner != "daemon" || rep.ExitCode == 2 || len(rep.Checks) < 15 {
 		t.Fatalf("healthy root: runner %s exit %d, %d checks", rep.Runner, rep.ExitCode, len(rep.Checks))
 	}
+	// Checks of the host itself (not of the root) may warn on a host
+	// that lacks a second wall or a synchronised clock; every check of
+	// the root must be ok, or skipped with its reason.
+	hostOnly := map[string]bool{"kernel.landlock": true, "kernel.namespaces": true, "clock.sanity": true, "uids.range": true}
 	for _, c := range rep.Checks {
-		if c.Status != api.CheckOK && (c.Status != api.CheckSkip || c.Evidence == "") {
+		switch {
+		case c.Status == api.CheckOK, c.Status == api.CheckSkip && c.Evidence != "":
+		case c.Status == api.CheckWarn && hostOnly[c.ID]:
+			t.Logf("this host: %s warns: %s", c.ID, c.Evidence)
+		default:
 			t.Errorf("healthy root: %s is %s: %s", c.ID, c.Status, c.Evidence)
 		}
 	}
@@ -181,7 +189,7 @@ func TestDoctorFaultsRepairUndo(t *testing.T) {
 	var exRep api.DoctorReport
 	daemontest.JSON(t, ex.Stdout, &exRep)
 	doctortest.MustValidate(t, []byte(ex.Stdout))
-	if ex.Code != 0 || exRep.Explain == nil || exRep.Explain.Text != "All checks pass. Nothing to do." || exRep.Explain.Alias != "ops-explain" {
+	if ex.Code == 2 || exRep.Explain == nil || exRep.Explain.Text != "All checks pass. Nothing to do." || exRep.Explain.Alias != "ops-explain" {
 		t.Fatalf("--explain: exit %d %+v\n%s", ex.Code, exRep.Explain, ex.Stderr)
 	}
 	last, _ := r.llm.Last()
@@ -376,9 +384,19 @@ func TestDoctorOffline(t *testing.T) {
 	}
 	_, m = r.doctor(t, "--check", "sqlite.integrity")
 	wantStatus(t, m, "sqlite.integrity", api.CheckFail, db)
-	d.Ops("repair", "--yes", "--check", "sqlite.integrity")
+	var again api.RepairResponse
+	daemontest.JSON(t, d.Ops("repair", "--yes", "--json", "--check", "sqlite.integrity").Stdout, &again)
+	if len(again.Transactions) != 1 {
+		t.Fatalf("second salvage: %+v", again)
+	}
 	r.writeConfig(t, r.cfg)
 	d.StartDaemon() // on the salvaged database
+	// The daemon puts what was done while it was down on its event stream.
+	for _, tx := range []string{id, again.Transactions[0].ID} {
+		if !strings.Contains(d.LogText(), "id="+tx) {
+			t.Errorf("offline transaction %s not announced by the next daemon", tx)
+		}
+	}
 	_, m = r.doctor(t, "--check", "sqlite.integrity", "--check", "runtimes.*")
 	wantStatus(t, m, "sqlite.integrity", api.CheckOK, "quick_check ok")
 	wantStatus(t, m, "runtimes.interpreters", api.CheckOK, "python3.11")
