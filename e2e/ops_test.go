@@ -98,7 +98,6 @@ llm:
           model: gpt-fake-ops
 ops:
   explain_alias: ops-explain
-  check_timeout: 3s
 %s`, dnsServer(t), r.llm.URL, r.keyFile, extra)
 	r.writeConfig(t, r.cfg)
 	d.StartDaemon()

@@ -52,7 +52,7 @@ echo '{"id": "x", "status": "great"}'
 	if len(checks) != 7 {
 		t.Fatalf("%d plugin checks, want 7 (dotfiles ignored)", len(checks))
 	}
-	res, err := Run(context.Background(), checks, Options{Timeout: 700 * time.Millisecond, Source: "daemon"})
+	res, err := Run(context.Background(), checks, Options{Timeout: 2 * time.Second, Source: "daemon"})
 	if err != nil {
 		t.Fatal(err)
 	}
