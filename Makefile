@@ -55,6 +55,8 @@ fuzz: ## fuzz the parsers for a minute each
 	$(GO) test -run '^$$' -fuzz FuzzAppend -fuzztime 60s ./internal/jsonstr
 	$(GO) test -run '^$$' -fuzz FuzzAuthorize -fuzztime 60s ./internal/auth
 	$(GO) test -run '^$$' -fuzz FuzzPathValues -fuzztime 60s ./internal/auth
+	$(GO) test -run '^$$' -fuzz FuzzParsePluginOutput -fuzztime 60s ./internal/doctor
+	$(GO) test -run '^$$' -fuzz FuzzParseSums -fuzztime 60s ./internal/update
 
 lint: ## gofmt and go vet (both modules)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

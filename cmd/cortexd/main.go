@@ -29,6 +29,8 @@ func main() {
 			sandbox.HoldUserns()
 		case cluster.Arg:
 			os.Exit(cluster.Main(os.Args[2:], os.Stderr))
+		case daemon.OpsArg:
+			os.Exit(daemon.OpsMain(os.Args[2:], config.FromEnv(), os.Stdout, os.Stderr))
 		}
 	}
 	env := config.FromEnv()

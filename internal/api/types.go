@@ -146,14 +146,17 @@ type AgentRef struct {
 
 // VersionInfo answers GET /v1/version.
 type VersionInfo struct {
-	Version   string   `json:"version"`
-	API       string   `json:"api"`
-	GoVersion string   `json:"go_version"`
-	Pid       int      `json:"pid"`
-	Root      string   `json:"root"`
-	Cgroup    string   `json:"cgroup"`
-	Walls     []Wall   `json:"walls"`
-	Degraded  []string `json:"degraded,omitempty"`
+	Version   string `json:"version"`
+	API       string `json:"api"`
+	GoVersion string `json:"go_version"`
+	Pid       int    `json:"pid"`
+	Root      string `json:"root"`
+	// Executable is the daemon's binary (cortex-ops update checks the
+	// daemon runs the version it installed).
+	Executable string   `json:"executable,omitempty"`
+	Cgroup     string   `json:"cgroup"`
+	Walls      []Wall   `json:"walls"`
+	Degraded   []string `json:"degraded,omitempty"`
 }
 
 // ErrorBody is every error response under /v1/ (the daemon's, the bus's

@@ -127,4 +127,14 @@ var Routes = Table{
 	"GET /v1/audit/checkpoint":   Global(LevelAdmin),
 	"GET /v1/audit/files":        Global(LevelAdmin),
 	"GET /v1/audit/files/{name}": Global(LevelAdmin),
+
+	// cortex-ops: the host's health and changes to it.
+	"GET /v1/ops/checks":                  Global(LevelAdmin),
+	"POST /v1/ops/repair":                 Global(LevelAdmin),
+	"GET /v1/ops/transactions":            Global(LevelAdmin),
+	"POST /v1/ops/transactions/{id}/undo": Global(LevelAdmin),
+	"POST /v1/ops/record":                 Global(LevelAdmin),
+	"POST /v1/ops/hooks/{event}":          Global(LevelAdmin),
+	"POST /v1/ops/explain":                Global(LevelAdmin),
+	"POST /v1/ops/canary":                 Global(LevelAdmin),
 }

@@ -17,3 +17,6 @@ func New(parent string, logger *slog.Logger) (Manager, error) {
 func Probe() HostInfo {
 	return HostInfo{Mode: "none", Notes: []string{"cgroups are only available on Linux"}}
 }
+
+// ParentDirs: no cgroups here.
+func ParentDirs(parent string) []string { return nil }

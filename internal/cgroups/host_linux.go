@@ -253,3 +253,26 @@ func readControllers(dir string) []string {
 	}
 	return strings.Fields(string(data))
 }
+
+// ParentDirs returns the directory of the cgroup parent named parent in
+// each hierarchy the driver New picks would use (v1: every wanted
+// controller's mount, co-mounted ones once; v2: the cgroup2 mount),
+// whether it exists or not. Doctor reads it to find groups no agent owns.
+func ParentDirs(parent string) []string {
+	l, err := detect()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	switch l.mode {
+	case "v1", "hybrid":
+		for _, name := range v1Wanted {
+			if p, ok := l.v1Point[name]; ok && !slices.Contains(out, filepath.Join(p, parent)) {
+				out = append(out, filepath.Join(p, parent))
+			}
+		}
+	case "v2":
+		out = append(out, filepath.Join(l.v2Mount, parent))
+	}
+	return out
+}

@@ -51,16 +51,23 @@ func (e *env) startDaemon(ctx context.Context, c *api.Client) error {
 	if err != nil {
 		return err
 	}
+	_, err = e.startDaemonBinary(ctx, c, bin)
+	return err
+}
+
+// startDaemonBinary starts bin as the daemon, detached, and waits until it
+// answers; it returns the process's pid (also when it did not answer).
+func (e *env) startDaemonBinary(ctx context.Context, c *api.Client, bin string) (int, error) {
 	paths := config.NewPaths(e.cfg.Root)
 	// The daemon's log names projects, users and paths: root's only (as
 	// the daemon keeps it, see internal/daemon/state.go).
 	if err := os.MkdirAll(paths.LogDir, 0o750); err != nil {
-		return errdefs.WithHint(errdefs.Wrap(errdefs.PermissionDenied, err), "run as root (cortexd needs root), or start cortexd yourself")
+		return 0, errdefs.WithHint(errdefs.Wrap(errdefs.PermissionDenied, err), "run as root (cortexd needs root), or start cortexd yourself")
 	}
 	logPath := filepath.Join(paths.LogDir, "cortexd.log")
 	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin)
@@ -70,8 +77,9 @@ func (e *env) startDaemon(ctx context.Context, c *api.Client) error {
 		fmt.Fprintf(e.stderr, "Starting cortexd (%s, log %s)...\n", bin, logPath)
 	}
 	if err := startDetached(cmd); err != nil {
-		return errdefs.WithHint(errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("start %s: %w", bin, err)), "set CORTEX_DAEMON to the cortexd binary")
+		return 0, errdefs.WithHint(errdefs.Wrap(errdefs.Unavailable, fmt.Errorf("start %s: %w", bin, err)), "set CORTEX_DAEMON to the cortexd binary")
 	}
+	pid := cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(20 * time.Second)
@@ -80,17 +88,17 @@ func (e *env) startDaemon(ctx context.Context, c *api.Client) error {
 		err := c.Ping(pctx)
 		cancel()
 		if err == nil {
-			return nil
+			return pid, nil
 		}
 		select {
 		case err := <-exited:
-			return errdefs.WithHint(errdefs.New(errdefs.Unavailable, "cortexd exited while starting (%v)", err), "see "+logPath)
+			return pid, errdefs.WithHint(errdefs.New(errdefs.Unavailable, "cortexd exited while starting (%v)", err), "see "+logPath)
 		case <-ctx.Done():
-			return ctx.Err()
+			return pid, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return errdefs.WithHint(errdefs.New(errdefs.Unavailable, "cortexd did not answer on %s within 20s", c.Addr), "see "+logPath)
+	return pid, errdefs.WithHint(errdefs.New(errdefs.Unavailable, "cortexd did not answer on %s within 20s", c.Addr), "see "+logPath)
 }
 
 // newClient makes the client of the endpoint the environment names.
@@ -112,9 +120,16 @@ func (e *env) newClient() (*api.Client, config.Endpoint, error) {
 	return c, ep, err
 }
 
-// daemonBinary finds cortexd: CORTEX_DAEMON, then beside this binary,
-// then $PATH.
+// daemonBinary finds cortexd: the version cortex-ops update installed
+// (usr/lib/cortex/current/cortexd under the root), then CORTEX_DAEMON,
+// then beside this binary, then $PATH. An installed version comes first
+// so that a daemon started after an update runs the updated binary.
 func daemonBinary(env config.Env) (string, error) {
+	if cur := filepath.Join(config.NewPaths(env.Root).ShareDir, "current", "cortexd"); fileExecutable(cur) {
+		if real, err := filepath.EvalSymlinks(cur); err == nil {
+			return real, nil
+		}
+	}
 	if env.Daemon != "" {
 		return env.Daemon, nil
 	}
@@ -128,4 +143,9 @@ func daemonBinary(env config.Env) (string, error) {
 		return p, nil
 	}
 	return "", errdefs.WithHint(errdefs.New(errdefs.Unavailable, "no cortexd answers and no cortexd binary was found"), "install cortexd beside cortex or set CORTEX_DAEMON")
+}
+
+func fileExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }

@@ -3,7 +3,10 @@
 package cli
 
 import (
+	"context"
+	"os"
 	"os/exec"
+	"time"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
@@ -14,4 +17,16 @@ const canAutostart = false
 
 func startDetached(*exec.Cmd) error {
 	return errdefs.WithHint(errdefs.New(errdefs.Unsupported, "cortexd runs only on Linux"), "set CORTEX_HOST to the socket of a running cortexd")
+}
+
+func processGone(pid int) bool { return true }
+
+func stopProcess(ctx context.Context, pid int, grace time.Duration) error {
+	return errdefs.New(errdefs.Unsupported, "cortexd runs only on Linux")
+}
+
+func systemdUnit(pid int, unit string) bool { return false }
+
+func lockFile(f *os.File) error {
+	return errdefs.New(errdefs.Unsupported, "cortexd runs only on Linux")
 }

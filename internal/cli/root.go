@@ -31,6 +31,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // env is what every command shares.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	cfg            config.Env
 	client         *api.Client
@@ -44,7 +45,7 @@ func (e *env) tty(w io.Writer) bool {
 // Main runs the CLI with args (args[0] is the program name) and returns
 // the process exit code.
 func Main(args []string) int {
-	return run(&env{stdout: os.Stdout, stderr: os.Stderr, cfg: config.FromEnv()}, args)
+	return run(&env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, cfg: config.FromEnv()}, args)
 }
 
 func run(e *env, args []string) int {
@@ -53,6 +54,9 @@ func run(e *env, args []string) int {
 		root = opsRoot(e)
 	} else {
 		root = cortexRoot(e)
+	}
+	if code, handled := dispatchPlugin(e, root, args[1:]); handled {
+		return code
 	}
 	root.SetArgs(args[1:])
 	root.SetOut(e.stdout)
@@ -95,6 +99,7 @@ func cortexRoot(e *env) *cobra.Command {
 		stopCmd(e), rmCmd(e), validateCmd(e), bundleCmd(e), versionCmd(e), llmCmd(e), busCmd(e),
 		pushCmd(e), pullCmd(e), keyCmd(e), renderCmd(e), deployCmd(e),
 		authCmd(e), auditCmd(e),
+		doctorCmd(e), pluginCmd(e, func() *cobra.Command { return root }),
 	)
 	return root
 }
@@ -103,12 +108,13 @@ func opsRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cortex-ops",
 		Short:         "Cortex operations: diagnostics, repair, updates, plugins",
-		Long:          "cortex-ops is the operations CLI of Cortex (the same binary as cortex, invoked by this name).\nregistry runs a site's private bundle registry; doctor, repair, update and plugins arrive with the operations layer.",
+		Long:          "cortex-ops is the operations CLI of Cortex (the same binary as cortex, invoked by this name):\nhealth checks, repairs with undo, updates with automatic rollback, plugins, and a site's bundle registry.\nSee docs/ops.md.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.AddCommand(versionCmd(e))
 	root.AddCommand(registryCmd(e))
+	root.AddCommand(doctorCmd(e), repairCmd(e), updateCmd(e), rollbackCmd(e), pluginCmd(e, func() *cobra.Command { return root }))
 	return root
 }
 

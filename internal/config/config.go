@@ -28,6 +28,7 @@ type Config struct {
 	Bus        Bus               `yaml:"bus"`
 	API        API               `yaml:"api"`
 	Audit      Audit             `yaml:"audit"`
+	Ops        Ops               `yaml:"ops"`
 
 	// Source is the file the config was read from ("" for defaults).
 	Source string `yaml:"-"`
@@ -79,6 +80,9 @@ type Egress struct {
 	// Hosts pins names to addresses, bypassing DNS and the private-range
 	// refusal. Only the daemon config can do this, never a manifest.
 	Hosts map[string]string `yaml:"hosts"`
+	// Resolver is the DNS server (host:port) the gateway resolves allowed
+	// names with; "" uses the host's resolv.conf.
+	Resolver string `yaml:"resolver"`
 }
 
 // Default returns the built-in configuration.
@@ -104,6 +108,7 @@ func Default() *Config {
 		Bus:     DefaultBus(),
 		API:     DefaultAPI(),
 		Audit:   DefaultAudit(),
+		Ops:     DefaultOps(),
 	}
 }
 
@@ -194,6 +199,8 @@ func (c *Config) Validate() error {
 	c.LLM.validate(bad)
 	c.API.validate(bad)
 	c.Audit.validate(bad)
+	c.Ops.validate(bad)
+	validateResolver(c.Egress.Resolver, bad)
 	return errors.Join(errs...)
 }
 

@@ -22,6 +22,8 @@
 //	                        (HOME and XDG_CONFIG_HOME are read for it).
 //	CORTEX_DAEMON           path of the cortexd binary the CLI starts when no daemon
 //	                        answers; default: cortexd beside the cortex binary, then $PATH.
+//	                        A version cortex-ops update installed under the root
+//	                        (usr/lib/cortex/current/cortexd) comes first.
 //	CORTEX_NO_AUTOSTART=1   the CLI never starts a daemon.
 //	PYENV_ROOT              where runtime discovery looks for pyenv's Pythons
 //	                        (versions/<x.y.z>/bin); default /root/.pyenv.

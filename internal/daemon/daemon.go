@@ -31,6 +31,7 @@ import (
 	"github.com/cortexrt/cortex/internal/egress"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/events"
+	"github.com/cortexrt/cortex/internal/hooks"
 	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
@@ -38,6 +39,7 @@ import (
 	"github.com/cortexrt/cortex/internal/runtimes"
 	"github.com/cortexrt/cortex/internal/store"
 	"github.com/cortexrt/cortex/internal/supervisor"
+	"github.com/cortexrt/cortex/internal/txn"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,11 +88,18 @@ type Daemon struct {
 	pipeline  *auth.Pipeline
 	// patterns are the routes handler registered.
 	patterns []string
+	// env is the environment cmd/cortexd read.
+	env config.Env
+	// txns are repair transactions (var/lib/cortex/ops); hooks runs the
+	// lifecycle hooks (etc/cortex/hooks).
+	txns  *txn.Store
+	hooks *hooks.Runner
 
 	// runMu serialises project creation (extract, validate, start).
 	runMu sync.Mutex
 	// background goroutines owned by the daemon, stopped by Close.
 	bg     sync.WaitGroup
+	bgMu   sync.Mutex
 	stopBG []context.CancelFunc
 }
 
@@ -105,7 +114,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if err := prepareState(p, log); err != nil {
 		return nil, fmt.Errorf("prepare directories under %s: %w", p.Root, err)
 	}
-	d := &Daemon{paths: p, log: log, events: events.New()}
+	d := &Daemon{paths: p, log: log, events: events.New(), env: opts.Env}
 	lock, err := lockRoot(p)
 	if err != nil {
 		return nil, err
@@ -162,7 +171,10 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	d.llm.SetEvents(d.events)
 	d.llmSvc = newLLMService(d.llm, log.With(logkey.Subsystem, "llm"))
 	d.goBG(func(context.Context) { d.llmSvc.serve() })
-	if gw, err := egress.New(egress.Config{Hosts: d.cfg.Egress.Hosts}, log); err != nil {
+	if d.txns, err = txn.Open(txnDir(p)); err != nil {
+		return nil, err
+	}
+	if gw, err := newEgressGateway(d.cfg, log); err != nil {
 		return nil, fmt.Errorf("egress gateway: %w", err)
 	} else {
 		d.egressGW = gw
@@ -201,10 +213,12 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		KillGrace:      d.cfg.Supervisor.KillGrace,
 		Events:         d.events,
 	})
+	d.startHooks()
 	if err := d.sup.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover agents: %w", err)
 	}
 	d.setBrokers(ctx)
+	d.announce()
 	ok = true
 	d.events.Emit(events.Event{Type: events.DaemonStart, Detail: events.DaemonDetail{Version: Version, PID: os.Getpid()}})
 	return d, nil
@@ -255,9 +269,11 @@ func (d *Daemon) Close() {
 	if d.sup != nil {
 		d.sup.Close()
 	}
+	d.bgMu.Lock()
 	for _, stop := range d.stopBG {
 		stop()
 	}
+	d.bgMu.Unlock()
 	if d.llmSvc != nil {
 		d.llmSvc.close()
 	}
@@ -297,8 +313,10 @@ func (d *Daemon) Close() {
 // and waits for it.
 func (d *Daemon) goBG(fn func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
+	d.bgMu.Lock()
 	d.stopBG = append(d.stopBG, cancel)
 	d.bg.Add(1)
+	d.bgMu.Unlock()
 	go func() {
 		defer d.bg.Done()
 		fn(ctx)

@@ -59,6 +59,12 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 // and checked by checkSourceDir: its path and identity are recorded, and
 // every start checks the directory is still the same.
 func (d *Daemon) createProject(ctx context.Context, up *upload, name string, source *sandbox.Dir, uid, gid int) (api.RunResponse, error) {
+	return d.createProjectOpts(ctx, up, name, source, uid, gid, true)
+}
+
+// createProjectOpts is createProject; withHooks runs the pre-run and
+// post-run hooks (the canary runs without them).
+func (d *Daemon) createProjectOpts(ctx context.Context, up *upload, name string, source *sandbox.Dir, uid, gid int, withHooks bool) (_ api.RunResponse, retErr error) {
 	path := up.path
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
@@ -81,6 +87,13 @@ func (d *Daemon) createProject(ctx context.Context, up *upload, name string, sou
 		if err := b.Extract(ctx, dir, bundle.DefaultLimits(), nil); err != nil && !errdefs.IsAlreadyExists(err) {
 			return api.RunResponse{}, rename(err)
 		}
+		// A run refused after this point leaves no unpacked bundle
+		// behind (doctor's bundles.orphaned would find it).
+		defer func() {
+			if retErr != nil {
+				_ = os.RemoveAll(dir)
+			}
+		}()
 	}
 	manifestName, projectDir, sourceDir := "cortex.yaml", dir, ""
 	var sourceID store.DirIdentity
@@ -104,6 +117,11 @@ func (d *Daemon) createProject(ctx context.Context, up *upload, name string, sou
 	if err := d.pinRuntimes(agents); err != nil {
 		return api.RunResponse{}, err
 	}
+	if withHooks {
+		if err := d.preRunHooks(ctx, m.Project, digest, name, sourceDir, uid, gid, agents); err != nil {
+			return api.RunResponse{}, err
+		}
+	}
 	if d.bus != nil {
 		if err := d.bus.SetBroker(ctx, m.Project, m.GlobalCapabilities.BusBroker); err != nil {
 			return api.RunResponse{}, fmt.Errorf("bus.broker: %w", err)
@@ -122,6 +140,9 @@ func (d *Daemon) createProject(ctx context.Context, up *upload, name string, sou
 	resp := api.RunResponse{Project: m.Project, Digest: digest}
 	for _, a := range agents {
 		resp.Agents = append(resp.Agents, a.Name)
+	}
+	if withHooks {
+		d.postRunHooks(m.Project, digest, uid, gid, resp.Agents)
 	}
 	if source != nil {
 		d.log.Info("project started", logkey.Project, m.Project, "digest", digest, "agents", len(agents), "uid", uid, "by", callerName(ctx), "bundle", name,

@@ -67,6 +67,14 @@ func (d *Daemon) handler() http.Handler {
 	h("GET /v1/audit/checkpoint", d.getAuditCheckpoint)
 	h("GET /v1/audit/files", d.getAuditFiles)
 	h("GET /v1/audit/files/{name}", d.getAuditFile)
+	h("GET /v1/ops/checks", d.getOpsChecks)
+	h("POST /v1/ops/repair", d.postOpsRepair)
+	h("GET /v1/ops/transactions", d.getOpsTransactions)
+	h("POST /v1/ops/transactions/{id}/undo", d.postOpsUndo)
+	h("POST /v1/ops/record", d.postOpsRecord)
+	h("POST /v1/ops/hooks/{event}", d.postOpsHooks)
+	h("POST /v1/ops/explain", d.postOpsExplain)
+	h("POST /v1/ops/canary", d.postOpsCanary)
 	d.patterns = mux.patterns
 	d.pipeline.Mux = mux.ServeMux
 	d.pipeline.NotFound = api.NotFound(mux.ServeMux)
@@ -102,10 +110,16 @@ func (d *Daemon) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func (d *Daemon) getVersion(w http.ResponseWriter, r *http.Request) error {
 	api.WriteJSON(w, http.StatusOK, api.VersionInfo{
-		Version: Version, API: api.Version, GoVersion: runtime.Version(), Pid: os.Getpid(), Root: d.paths.Root,
+		Version: Version, API: api.Version, GoVersion: runtime.Version(), Pid: os.Getpid(), Root: d.paths.Root, Executable: executable(),
 		Cgroup: "v" + strconv.Itoa(d.cgroups.Version()) + " (" + d.walls.Cgroup.Mode + ")", Walls: d.walls.List, Degraded: d.degraded(),
 	})
 	return nil
+}
+
+// executable is the daemon's binary as the kernel knows it.
+func executable() string {
+	p, _ := os.Readlink("/proc/self/exe")
+	return p
 }
 
 func (d *Daemon) degraded() []string {

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/cortexrt/cortex/internal/config"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/trust"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,6 +44,7 @@ func stateDirs(p config.Paths) []stateDir {
 		{lib("llm"), 0o700},
 		{lib("auth"), 0o700},
 		{lib("audit"), 0o700},
+		{lib("ops"), 0o700},
 		{p.CacheDir, 0o700},
 		{p.LogDir, 0o750},
 		{p.RunDir, 0o755},
@@ -59,7 +60,7 @@ func stateDirs(p config.Paths) []stateDir {
 // change.
 func prepareState(p config.Paths, log *slog.Logger) error {
 	for _, d := range []string{filepath.Dir(p.ConfigFile), p.LibDir, p.CacheDir, p.LogDir, p.RunDir, p.ShareDir} {
-		if err := checkTrustedPath(d, 0); err != nil {
+		if err := trust.Path(d); err != nil {
 			return errdefs.WithHint(errdefs.Wrap(errdefs.FailedPrecondition, err),
 				"cortexd runs as root: every directory above its own must be owned by root and writable by nobody else (chown root, chmod go-w), or use another --root")
 		}
@@ -84,80 +85,6 @@ func prepareState(p config.Paths, log *slog.Logger) error {
 	}
 	repair(filepath.Join(p.LogDir, "cortexd.log"), 0o600)
 	stripOther(p.LogDir, log)
-	return nil
-}
-
-// checkTrustedPath checks every component of path, and of the targets of
-// symlinks on it, from "/": each must be owned by root (or the daemon's
-// own uid) and writable by nobody else, unless sticky (like /tmp, where
-// others cannot replace root's entries; the next component is checked in
-// turn). Components that do not exist yet are fine: the daemon makes
-// them.
-func checkTrustedPath(path string, depth int) error {
-	if depth > 40 {
-		return fmt.Errorf("%s: too many levels of symlinks", path)
-	}
-	path = filepath.Clean(path)
-	if !filepath.IsAbs(path) {
-		return fmt.Errorf("%s: not an absolute path", path)
-	}
-	euid := os.Geteuid()
-	check := func(p string, fi os.FileInfo) error {
-		st := fi.Sys().(*syscall.Stat_t)
-		if int(st.Uid) != 0 && int(st.Uid) != euid {
-			return fmt.Errorf("%s is owned by uid %d, not root", p, st.Uid)
-		}
-		sticky := fi.Mode()&os.ModeSticky != 0
-		if fi.Mode()&os.ModeSymlink == 0 && !sticky {
-			if fi.Mode().Perm()&0o002 != 0 {
-				return fmt.Errorf("%s is writable by every user", p)
-			}
-			if fi.Mode().Perm()&0o020 != 0 && st.Gid != 0 {
-				return fmt.Errorf("%s is writable by group %d", p, st.Gid)
-			}
-		}
-		return nil
-	}
-	cur := "/"
-	fi, err := os.Lstat(cur)
-	if err != nil {
-		return err
-	}
-	if err := check(cur, fi); err != nil {
-		return err
-	}
-	for _, part := range strings.Split(strings.TrimPrefix(path, "/"), "/") {
-		if part == "" {
-			continue
-		}
-		next := filepath.Join(cur, part)
-		fi, err := os.Lstat(next)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := check(next, fi); err != nil {
-			return err
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			target, err := os.Readlink(next)
-			if err != nil {
-				return err
-			}
-			if !filepath.IsAbs(target) {
-				target = filepath.Join(cur, target)
-			}
-			if err := checkTrustedPath(target, depth+1); err != nil {
-				return fmt.Errorf("%s (through the symlink %s)", err, next)
-			}
-			if next, err = filepath.EvalSymlinks(next); err != nil {
-				return err
-			}
-		}
-		cur = next
-	}
 	return nil
 }
 
@@ -296,11 +223,14 @@ func repairProjects(dir string, owners map[string]int, log *slog.Logger) {
 
 // shareReadable makes the shims and SDKs readable by every agent uid
 // (they are written under the daemon's umask): directories 0755, files
-// 0644.
+// 0644. The binaries cortex-ops update installs (versions/) keep theirs.
 func shareReadable(dir string, log *slog.Logger) {
 	_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.Type()&fs.ModeSymlink != 0 {
 			return nil
+		}
+		if e.IsDir() && p == filepath.Join(dir, "versions") {
+			return filepath.SkipDir
 		}
 		mode := os.FileMode(0o644)
 		if e.IsDir() {

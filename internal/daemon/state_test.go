@@ -17,57 +17,18 @@ import (
 // TestCheckTrustedPath: a root under a directory another user could
 // change is refused, through symlinks too; sticky directories (/tmp) and
 // directories that do not exist yet are fine.
-func TestCheckTrustedPath(t *testing.T) {
+func TestPrepareStateUntrustedRoot(t *testing.T) {
 	kerneltest.RequireRoot(t)
-	base := t.TempDir() // under /tmp: sticky, root's
-	mk := func(p string, mode os.FileMode, uid int) string {
-		t.Helper()
-		full := filepath.Join(base, p)
-		if err := os.MkdirAll(full, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(full, mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(full, uid, 0); err != nil {
-			t.Fatal(err)
-		}
-		return full
-	}
-	good := mk("good/root", 0o755, 0)
-	mk("userowned", 0o755, 65534)
-	mk("userowned/root", 0o755, 0)
-	mk("worldw", 0o777, 0)
-	mk("worldw/root", 0o755, 0)
-	mk("sticky", os.ModeSticky|0o777, 0)
-	mk("sticky/root", 0o755, 0)
-	if err := os.Symlink(good, filepath.Join(base, "userowned", "link")); err != nil {
+	base := t.TempDir()
+	dir := filepath.Join(base, "userowned", "root")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(filepath.Join(base, "userowned", "root"), filepath.Join(base, "good", "tousers")); err != nil {
+	if err := os.Chown(filepath.Join(base, "userowned"), 65534, 0); err != nil {
 		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		path, want string
-	}{
-		{"good/root/var/lib/cortex", ""},
-		{"sticky/root/var", ""},
-		{"good/not-yet/there", ""},
-		{"userowned/root/var", "userowned is owned by uid 65534, not root"},
-		{"worldw/root", "worldw is writable by every user"},
-		{"userowned/link/var", "userowned is owned by uid 65534"},
-		{"good/tousers/var", "userowned is owned by uid 65534, not root (through the symlink " + filepath.Join(base, "good", "tousers") + ")"},
-	} {
-		err := checkTrustedPath(filepath.Join(base, tc.path), 0)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: %v", tc.path, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: %v, want %q", tc.path, err, tc.want)
-		}
 	}
 	// prepareState refuses such a root with a hint.
-	err := prepareState(config.NewPaths(filepath.Join(base, "userowned", "root")), slog.New(slog.DiscardHandler))
+	err := prepareState(config.NewPaths(dir), slog.New(slog.DiscardHandler))
 	if !errdefs.IsFailedPrecondition(err) || errdefs.HintOf(err) == "" {
 		t.Errorf("prepareState under a user's directory: %v (hint %q)", err, errdefs.HintOf(err))
 	}

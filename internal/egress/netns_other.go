@@ -17,3 +17,8 @@ func (g *Gateway) ServeNetns(ctx context.Context, netnsFD int, opts NetnsOptions
 func Probe() error {
 	return errdefs.New(errdefs.Unsupported, "the egress gateway needs Linux network namespaces and nftables")
 }
+
+// SelfTest is only implemented on Linux.
+func (g *Gateway) SelfTest(ctx context.Context) (string, error) {
+	return "", errdefs.New(errdefs.Unsupported, "the egress gateway needs Linux network namespaces and nftables")
+}

@@ -96,8 +96,12 @@ type Daemon struct {
 	Bin    string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	Client *api.Client
-	Log    string
+	// adopted is the pid of a daemon this Daemon did not start: one the
+	// CLI autostarted, or put in place by cortex-ops update. Stop and
+	// cleanup stop it by pid.
+	adopted int
+	Client  *api.Client
+	Log     string
 }
 
 // Options configure Start.
@@ -226,8 +230,48 @@ func (d *Daemon) Kill9() {
 	d.cmd = nil
 }
 
+// Adopt takes over the daemon that answers on the root's socket when it
+// is not the one StartDaemon started (the CLI autostarted it, or
+// cortex-ops update replaced it): Stop and cleanup then stop it by pid.
+// It reports whether a daemon answers.
+func (d *Daemon) Adopt() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	v, err := d.Client.Version(ctx)
+	if err != nil {
+		return false
+	}
+	if d.cmd != nil && d.cmd.Process != nil && d.cmd.Process.Pid == v.Pid {
+		return true
+	}
+	d.adopted = v.Pid
+	return true
+}
+
+// gone reports whether pid has exited (a zombie counts).
+func gone(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] == 'Z'
+}
+
 // Stop stops the daemon with SIGTERM (agents keep running).
 func (d *Daemon) Stop() {
+	if d.adopted != 0 {
+		_ = syscall.Kill(d.adopted, syscall.SIGTERM)
+		deadline := time.Now().Add(15 * time.Second)
+		for !gone(d.adopted) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !gone(d.adopted) {
+			_ = syscall.Kill(d.adopted, syscall.SIGKILL)
+		}
+		d.adopted = 0
+	}
 	if d.cmd == nil {
 		return
 	}
@@ -260,6 +304,13 @@ func (d *Daemon) CLI(dir string, args ...string) Result {
 	return d.CLIContext(context.Background(), dir, args...)
 }
 
+// Ops runs cortex-ops (the same binary under its other name) with args
+// and waits.
+func (d *Daemon) Ops(args ...string) Result {
+	d.t.Helper()
+	return d.run(context.Background(), "cortex-ops", nil, "", args...)
+}
+
 // CLIContext is CLI with a context (cancel to interrupt).
 func (d *Daemon) CLIContext(ctx context.Context, dir string, args ...string) Result {
 	d.t.Helper()
@@ -271,7 +322,12 @@ func (d *Daemon) CLIContext(ctx context.Context, dir string, args ...string) Res
 // remote client.
 func (d *Daemon) CLIEnv(ctx context.Context, extra []string, dir string, args ...string) Result {
 	d.t.Helper()
-	cmd := exec.CommandContext(ctx, filepath.Join(d.Bin, "cortex"), args...)
+	return d.run(ctx, "cortex", extra, dir, args...)
+}
+
+func (d *Daemon) run(ctx context.Context, prog string, extra []string, dir string, args ...string) Result {
+	d.t.Helper()
+	cmd := exec.CommandContext(ctx, filepath.Join(d.Bin, prog), args...)
 	cmd.Env = append(d.Env(), extra...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
@@ -282,7 +338,7 @@ func (d *Daemon) CLIEnv(ctx context.Context, extra []string, dir string, args ..
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
 		} else {
-			d.t.Fatalf("cortex %v: %v", args, err)
+			d.t.Fatalf("%s %v: %v", prog, args, err)
 		}
 	}
 	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
@@ -444,10 +500,17 @@ func (d *Daemon) CheckNoLeaks() {
 }
 
 func (d *Daemon) cleanup() {
-	if d.cmd == nil {
+	if d.cmd != nil {
+		select {
+		case <-d.exited:
+			d.cmd = nil // replaced (cortex-ops update) or gone
+		default:
+		}
+	}
+	if d.cmd == nil && !d.Adopt() {
 		d.StartDaemonQuiet()
 	}
-	if d.cmd != nil {
+	if d.cmd != nil || d.adopted != 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		ps, _ := d.Client.Projects(ctx)
 		for _, p := range ps {

@@ -242,6 +242,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.reqs = append(s.reqs, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body})
 	}
 	s.mu.Unlock()
+	if r.Method == http.MethodGet && (r.URL.Path == "/v1/models" || r.URL.Path == "/v1beta/models") {
+		s.serveModels(w, r)
+		return
+	}
 	switch s.Kind {
 	case OpenAI:
 		s.serveOpenAI(w, r, body)
@@ -249,6 +253,35 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveAnthropic(w, r, body)
 	case Gemini:
 		s.serveGemini(w, r, body)
+	}
+}
+
+// serveModels answers the providers' model list (GET /v1/models,
+// /v1beta/models) after checking the key as the provider does.
+func (s *Server) serveModels(w http.ResponseWriter, r *http.Request) {
+	var got string
+	switch s.Kind {
+	case Anthropic:
+		got = r.Header.Get("x-api-key")
+	case Gemini:
+		got = r.Header.Get("x-goog-api-key")
+		if got == "" {
+			got = r.URL.Query().Get("key")
+		}
+	default:
+		got = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	if s.Key != "" && got != s.Key {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{"message": "invalid api key", "type": "authentication_error"}})
+		return
+	}
+	switch s.Kind {
+	case Gemini:
+		writeJSON(w, http.StatusOK, map[string]any{"models": []any{map[string]any{"name": "models/gemini-2.0-flash"}}})
+	case Anthropic:
+		writeJSON(w, http.StatusOK, map[string]any{"data": []any{map[string]any{"id": "claude-3-5-haiku-latest", "type": "model"}}})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []any{map[string]any{"id": "gpt-4o-mini", "object": "model"}}})
 	}
 }
 

@@ -1,0 +1,16 @@
+//go:build unix
+
+package trust
+
+import (
+	"os"
+	"syscall"
+)
+
+func owner(fi os.FileInfo) (uid, gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
+}
