@@ -59,8 +59,11 @@ func TestLayerDigest(t *testing.T) {
 	for name, change := range map[string]func(string){
 		"content": func(d string) { os.WriteFile(filepath.Join(d, "pkg/__init__.py"), []byte("VALUE = 2\n"), 0o644) },
 		"exec":    func(d string) { os.Chmod(filepath.Join(d, "pkg/_native.so"), 0o644) },
-		"link":    func(d string) { os.Remove(filepath.Join(d, "bin/tool")); os.Symlink("../pkg/__init__.py", filepath.Join(d, "bin/tool")) },
-		"path":    func(d string) { os.Rename(filepath.Join(d, "pkg/__init__.py"), filepath.Join(d, "pkg/init.py")) },
+		"link": func(d string) {
+			os.Remove(filepath.Join(d, "bin/tool"))
+			os.Symlink("../pkg/__init__.py", filepath.Join(d, "bin/tool"))
+		},
+		"path": func(d string) { os.Rename(filepath.Join(d, "pkg/__init__.py"), filepath.Join(d, "pkg/init.py")) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			d := t.TempDir()
