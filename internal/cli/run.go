@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/api"
-	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -121,9 +120,7 @@ func (e *env) openUpload(ctx context.Context, src runSource, opts runOptions) (*
 		return nil, nil, err
 	}
 	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
-	bar := e.progress("bundling")
-	_, err = bundle.Create(ctx, tmp, bundle.CreateOptions{Dir: src.dir, ManifestPath: src.manifestPath, Progress: bar.update})
-	bar.done()
+	_, err = e.pack(ctx, src, tmp)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

@@ -177,6 +177,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		RunDir:         filepath.Join(p.RunDir, "agents"),
 		DataDir:        filepath.Join(p.LibDir, "projects"),
 		ShareDir:       p.ShareDir,
+		LayersDir:      filepath.Join(p.LibDir, "layers"),
 		InitPath:       initPath,
 		Sandbox:        d.walls.sandboxOptions(int64(d.cfg.Sandbox.TmpSize)),
 		Attachers:      d.attachers(),

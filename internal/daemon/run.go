@@ -85,9 +85,13 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 	digest := idx.Digest
 	dir := filepath.Join(d.paths.LibDir, "bundles", strings.TrimPrefix(digest, "sha256:"))
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := b.Extract(ctx, dir, bundle.DefaultLimits(), nil); err != nil && !errdefs.IsAlreadyExists(err) {
+		if err := b.ExtractWith(ctx, dir, bundle.ExtractOptions{Layers: d.layersDir()}); err != nil && !errdefs.IsAlreadyExists(err) {
 			return api.RunResponse{}, rename(err)
 		}
+	}
+	meta, err := d.readDepsMeta(ctx, b, dir)
+	if err != nil {
+		return api.RunResponse{}, rename(err)
 	}
 	manifestName, projectDir, sourceDir := "cortex.yaml", dir, ""
 	var sourceID store.DirIdentity
@@ -104,7 +108,10 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 		return api.RunResponse{}, errdefs.Wrap(errdefs.InvalidArgument, err)
 	}
 	agents := m.Resolve(d.defs)
-	if err := d.pinRuntimes(agents); err != nil {
+	if err := d.pinRuntimes(agents, meta); err != nil {
+		return api.RunResponse{}, err
+	}
+	if err := d.attachPackages(agents, meta); err != nil {
 		return api.RunResponse{}, err
 	}
 	if d.bus != nil {

@@ -137,6 +137,9 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 	if err := d.sup.Remove(r.Context(), project, r.URL.Query().Get("force") == "1"); err != nil {
 		return err
 	}
+	d.runMu.Lock()
+	d.gcLayers()
+	d.runMu.Unlock()
 	d.forgetBus(r.Context(), project)
 	if d.llm != nil {
 		// Removed agents' gateway tokens are revoked.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -123,35 +121,6 @@ func (l LayerInfo) Check(agent string, ip runtimes.Interpreter) error {
 		"agent %s: its packages (from %s) were installed for %s %s (%s) but this host runs it with %s %s (%s)",
 		agent, l.Source, l.Runtime, l.Version, l.ABI, ip.Runtime, ip.Version, ip.ABI),
 		fmt.Sprintf("bundle the project on a host with the interpreter that runs it (cortex bundle), or set the agent's runtime to %s and install it here", l.Runtime))
-}
-
-// Summary lists a meta file's layers for people: one line per layer with
-// the agents using it and its packages.
-func (m *Meta) Summary() []string {
-	if m == nil {
-		return nil
-	}
-	users := map[string][]string{}
-	for a, d := range m.Agents {
-		users[d] = append(users[d], a)
-	}
-	digests := make([]string, 0, len(m.Layers))
-	for d := range m.Layers {
-		digests = append(digests, d)
-	}
-	sort.Strings(digests)
-	var out []string
-	for _, d := range digests {
-		l := m.Layers[d]
-		sort.Strings(users[d])
-		pk := make([]string, len(l.Packages))
-		for i, p := range l.Packages {
-			pk[i] = p.Name + " " + p.Version
-		}
-		out = append(out, fmt.Sprintf("%s  %s for %s (%s), agents %s: %s", short(d), l.Source, l.Runtime, l.ABI,
-			strings.Join(users[d], ", "), strings.Join(pk, ", ")))
-	}
-	return out
 }
 
 func short(d string) string {
