@@ -34,7 +34,7 @@ agents:
     entrypoint: web/index.js:main
     dependencies: web/package.json
 `,
-		"requirements.txt": "cxpure==" + depstest.PureVersion + "\ncxfast==" + depstest.FastVersion + "\n",
+		"requirements.txt":   "cxpure==" + depstest.PureVersion + "\ncxfast==" + depstest.FastVersion + "\n",
 		"agents/__init__.py": "",
 		"agents/py_agent.py": `import os, cxfast, cxpure
 def main():
