@@ -174,4 +174,14 @@ type AttachEnd struct {
 const (
 	HeaderSourceDir = "X-Cortex-Source-Dir" // the project directory a run came from
 	HeaderFilename  = "X-Cortex-Bundle-Name"
+	// HeaderLLMMode is "record" or "replay": how the project's LLM calls
+	// are answered (internal/llm ModeRecord, ModeReplay); absent, the
+	// manifest's llm.replay decides, else the providers answer.
+	HeaderLLMMode = "X-Cortex-LLM-Mode"
+	// HeaderLLMCassette names the cassette files uploaded for a replay
+	// (POST /v1/llm/cassettes).
+	HeaderLLMCassette = "X-Cortex-LLM-Cassette"
+	// HeaderLearn is "1" for a run that learns what its agents were
+	// refused (cortex run --learn; GET /v1/projects/{p}/denials).
+	HeaderLearn = "X-Cortex-Learn"
 )

@@ -21,10 +21,9 @@ import (
 )
 
 func runCmd(e *env) *cobra.Command {
-	var detach bool
-	var verifyKey string
+	var opts runOptions
 	cmd := &cobra.Command{
-		Use:   "run [-d] [--verify-key KEY] [PATH|REF]",
+		Use:   "run [-d] [--verify-key KEY] [--llm-record DIR | --llm-replay DIR] [PATH|REF]",
 		Short: "Run a swarm from a .cortex bundle, a project directory, a cortex.yaml or a registry",
 		Long: `Run a swarm. PATH is a .cortex bundle, a project directory (with a cortex.yaml) or a
 cortex.yaml file; it defaults to the current directory. A directory is bundled on the fly.
@@ -37,18 +36,27 @@ pulled and verified against its digest (see cortex pull) before it runs. With
 
 Attached (the default), the agents' output is shown with coloured name prefixes until every
 agent has ended; Ctrl-C stops the swarm (a second Ctrl-C kills it at once). The exit code
-is non-zero when any agent failed. With -d the command returns once the agents started.`,
+is non-zero when any agent failed. With -d the command returns once the agents started.
+
+LLM calls through the gateway can be recorded and replayed. --llm-record DIR sends them to
+the providers and, when the run ends, writes every answer (request, response, stream events
+with their timing; never a key or token) into DIR as cassette files, one <key>.json per
+request. --llm-replay DIR answers every call from DIR without any provider, key or network,
+streams at their recorded pace; a request DIR lacks fails with an error naming it. A
+manifest's llm.replay directory replays the same way when neither flag is given.`,
 		Args: maxArgs(1, "at most one PATH"),
 		RunE: func(c *cobra.Command, args []string) error {
 			path := "."
 			if len(args) == 1 {
 				path = args[0]
 			}
-			return e.run(c.Context(), path, runOptions{detach: detach, verifyKey: verifyKey})
+			return e.run(c.Context(), path, opts)
 		},
 	}
-	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "start the agents and return")
-	cmd.Flags().StringVar(&verifyKey, "verify-key", "", "require a registry signature by this ed25519 public key (PEM)")
+	cmd.Flags().BoolVarP(&opts.detach, "detach", "d", false, "start the agents and return")
+	cmd.Flags().StringVar(&opts.verifyKey, "verify-key", "", "require a registry signature by this ed25519 public key (PEM)")
+	cmd.Flags().StringVar(&opts.llmRecord, "llm-record", "", "record the LLM answers into cassette files in `DIR`")
+	cmd.Flags().StringVar(&opts.llmReplay, "llm-replay", "", "answer LLM calls from the cassette files in `DIR`, with no provider")
 	return cmd
 }
 
@@ -56,6 +64,8 @@ is non-zero when any agent failed. With -d the command returns once the agents s
 type runOptions struct {
 	detach    bool
 	verifyKey string
+	// llmRecord and llmReplay are cassette directories.
+	llmRecord, llmReplay string
 }
 
 // runSource is what a PATH names.
@@ -156,6 +166,9 @@ func displayPath(path string) string {
 
 func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 	detach := opts.detach
+	if err := checkLLMFlags(opts); err != nil {
+		return err
+	}
 	src, err := resolveRunSource(path)
 	if err != nil {
 		return err
@@ -178,7 +191,17 @@ func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 	if src.ref != "" {
 		name = src.ref
 	}
-	resp, err := c.Run(ctx, f, fi.Size(), src.dir, name)
+	req := api.RunRequest{SourceDir: src.dir, Name: name}
+	switch {
+	case opts.llmRecord != "":
+		req.LLMMode = "record"
+	case opts.llmReplay != "":
+		req.LLMMode = "replay"
+		if req.LLMCassette, err = e.uploadCassettes(ctx, c, opts.llmReplay); err != nil {
+			return err
+		}
+	}
+	resp, err := c.RunWith(ctx, f, fi.Size(), req)
 	if err != nil {
 		return err
 	}
@@ -189,7 +212,16 @@ func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 		}
 		return nil
 	}
-	return e.attach(ctx, c, resp, since)
+	err = e.attach(ctx, c, resp, since)
+	if opts.llmRecord != "" {
+		if serr := e.saveRecording(context.WithoutCancel(ctx), c, resp.Project, opts.llmRecord); serr != nil {
+			fmt.Fprintf(e.stderr, "cortex: saving the recording: %v\n", serr)
+			if err == nil {
+				err = serr
+			}
+		}
+	}
+	return err
 }
 
 func short(digest string) string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/llm"
+	"github.com/cortexrt/cortex/internal/llm/cassette"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/sandbox"
 	"github.com/cortexrt/cortex/internal/store"
@@ -54,7 +57,8 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer source.Close()
 	}
-	resp, err := d.createProject(r.Context(), tmp.Name(), name, source, peerOf(r.Context()))
+	opts := runOptions{llmMode: r.Header.Get(api.HeaderLLMMode), llmCassette: r.Header.Get(api.HeaderLLMCassette)}
+	resp, err := d.createProject(r.Context(), tmp.Name(), name, source, peerOf(r.Context()), opts)
 	if err != nil {
 		return err
 	}
@@ -66,7 +70,13 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 // when the run came from a project directory, is that directory, opened
 // and checked by checkSourceDir: its path and identity are recorded, and
 // every start checks the directory is still the same.
-func (d *Daemon) createProject(ctx context.Context, path, name string, source *sandbox.Dir, peer Peer) (api.RunResponse, error) {
+// runOptions are what a run asks for beyond its bundle.
+type runOptions struct {
+	// llmMode and llmCassette: see api.HeaderLLMMode, HeaderLLMCassette.
+	llmMode, llmCassette string
+}
+
+func (d *Daemon) createProject(ctx context.Context, path, name string, source *sandbox.Dir, peer Peer, opts runOptions) (api.RunResponse, error) {
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
 	// Errors about the upload name the user's file, not our temporary copy.
@@ -123,6 +133,9 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 		if err := d.llm.SetProjectBudget(m.Project, m.GlobalCapabilities.LLMBudget); err != nil {
 			return api.RunResponse{}, err
 		}
+	}
+	if err := d.setLLMCassette(m, manifestName, dir, opts); err != nil {
+		return api.RunResponse{}, err
 	}
 	mjson, _ := json.Marshal(m)
 	p := store.Project{Name: m.Project, Digest: digest, BundleDir: dir, SourceDir: sourceDir, SourceID: sourceID, Manifest: mjson, OwnerUID: peer.UID, OwnerGID: peer.GID}
@@ -194,4 +207,34 @@ func (d *Daemon) agentWalls(w []supervisor.Wall) []supervisor.Wall {
 		}
 	}
 	return w
+}
+
+// setLLMCassette sets how the project's LLM calls are answered: recorded
+// (--llm-record), replayed from uploaded cassettes (--llm-replay DIR) or
+// from the bundle's llm.replay directory, else by the providers.
+func (d *Daemon) setLLMCassette(m *manifest.Manifest, manifestName, bundleDir string, opts runOptions) error {
+	mode, files := opts.llmMode, map[string][]byte(nil)
+	switch {
+	case mode != "" && d.llm == nil:
+		return errdefs.New(errdefs.FailedPrecondition, "the LLM gateway is off in this daemon: no recording or replay")
+	case d.llm == nil:
+		return nil
+	case mode == llm.ModeRecord && opts.llmCassette != "":
+		return errdefs.New(errdefs.InvalidArgument, "a recording takes no cassette")
+	case mode == llm.ModeReplay:
+		var err error
+		if files, err = d.llm.TakeUpload(opts.llmCassette); err != nil {
+			return err
+		}
+	case mode == "" && m.LLM.Replay != "":
+		mode = llm.ModeReplay
+		var err error
+		files, err = cassette.ReadDir(filepath.Join(bundleDir, filepath.FromSlash(path.Clean(m.LLM.Replay))))
+		if err != nil {
+			p := m.Pos("llm.replay")
+			return errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s:%d:%d: llm.replay: %v", manifestName, p.Line, p.Col, err),
+				"record the cassettes with cortex run --llm-record "+m.LLM.Replay+", and keep the directory out of .cortexignore")
+		}
+	}
+	return d.llm.SetCassette(m.Project, mode, files)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/supervisor"
@@ -145,6 +146,9 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 		// Removed agents' gateway tokens are revoked.
 		for _, a := range agents {
 			d.llm.UnregisterAgent(project, a.Agent)
+		}
+		if err := d.llm.SetCassette(project, llm.ModeLive, nil); err != nil {
+			d.log.Warn("llm cassette", "project", project, "err", err)
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
