@@ -261,7 +261,7 @@ func (g *Gateway) record(r *recordingSink) {
 // an error naming it.
 func (g *Gateway) replay(ctx context.Context, cs *projectCassette, c *call, s sink) error {
 	start := time.Now()
-	key := cassette.Key(c.req)
+	key := cassette.Key(c.req, g.redact)
 	cs.mu.Lock()
 	cf := cs.files[key]
 	var it cassette.Interaction

@@ -121,9 +121,9 @@ func TestRecordReplay(t *testing.T) {
 	}
 	srv := httptest.NewServer(gw.AgentHandler())
 	defer srv.Close()
-	// The same request (the agent's new token in it is redacted in the
-	// recording, so the message must carry the recorded text).
-	streamed["messages"] = []any{map[string]any{"role": "user", "content": "stream please, my token is " + tok}}
+	// The same request, with this agent's own token in it: tokens are
+	// redacted before the key is computed, so it is the same key.
+	streamed["messages"] = []any{map[string]any{"role": "user", "content": "stream please, my token is " + rtok}}
 	rtext, repTimes, status := streamTimes(t, srv.URL, rtok, streamed)
 	if status != http.StatusOK || rtext != strings.ReplaceAll(text, keyOpenAI, "[redacted]") {
 		t.Fatalf("replayed stream: %d %q, want %q", status, rtext, text)

@@ -261,7 +261,7 @@ func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
 			return g.replay(ctx, cs, c, s)
 		}
 		c.noCache = true
-		s = &recordingSink{sink: s, g: g, c: cs, call: c, key: cassette.Key(c.req), start: time.Now()}
+		s = &recordingSink{sink: s, g: g, c: cs, call: c, key: cassette.Key(c.req, g.redact), start: time.Now()}
 	}
 	rt, req := c.route, c.req
 	day := dayOf(g.now())

@@ -103,11 +103,14 @@ func (w WireEvent) Event() (canon.Event, bool) {
 	return ev, false
 }
 
-// Key is the key of a request: the SHA-256 of the canonical
-// request (alias, messages, parameters), as the response cache's key but
-// without the alias's targets, so a replay needs no configuration of the
-// alias. The stream flag and the wire format are not part of it.
-func Key(req *canon.Request) string {
+// Key is the key of a request: the SHA-256 of the canonical request
+// (alias, messages, parameters) as the response cache's key but without
+// the alias's targets, so a replay needs no configuration of the alias.
+// The stream flag and the wire format are not part of it. redact (may be
+// nil) is applied to the request's JSON text first: secrets in a request
+// (an agent's token, which differs from run to run) neither enter a
+// cassette nor change its key.
+func Key(req *canon.Request, redact func(string) string) string {
 	k := *req
 	if len(k.Extra) == 0 {
 		k.Family = ""
@@ -116,6 +119,9 @@ func Key(req *canon.Request) string {
 		V   int            `json:"v"`
 		Req *canon.Request `json:"req"`
 	}{Version, &k})
+	if redact != nil {
+		b = []byte(redact(string(b)))
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -12,7 +12,7 @@ import (
 // answer, are refused with the file named.
 func TestCassetteFiles(t *testing.T) {
 	req := &canon.Request{Model: "oa", Messages: []canon.Message{{Role: "user", Parts: []canon.Part{{Type: canon.PartText, Text: "hi"}}}}}
-	key := Key(req)
+	key := Key(req, nil)
 	good := &File{Version: Version, Key: key, Alias: "oa", Request: json.RawMessage(`{}`),
 		Interactions: []Interaction{{Response: &canon.Response{ID: "x"}, Events: []TimedEvent{{WireEvent: ToWire(canon.Event{Kind: canon.EvText, Text: "hi"})}}}}}
 	b, _ := Marshal(good)
@@ -42,7 +42,7 @@ func TestCassetteFiles(t *testing.T) {
 // and parses again to the same file.
 func FuzzParse(f *testing.F) {
 	req := &canon.Request{Model: "oa", Messages: []canon.Message{{Role: "user", Parts: []canon.Part{{Type: canon.PartText, Text: "hi"}}}}}
-	key := Key(req)
+	key := Key(req, nil)
 	good := &File{Version: Version, Key: key, Alias: "oa", Request: json.RawMessage(`{}`),
 		Interactions: []Interaction{{Stream: true, Response: &canon.Response{ID: "x"}, Events: []TimedEvent{{AtMs: 1.5, WireEvent: ToWire(canon.Event{Kind: canon.EvText, Text: "hi"})}}}}}
 	b, _ := Marshal(good)
