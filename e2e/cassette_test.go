@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -144,5 +145,65 @@ func TestLLMRecordReplay(t *testing.T) {
 	r = d2.CLI(dir, "run", "--llm-replay", cass, ".")
 	if r.Code == 0 || !strings.Contains(r.Stdout, "LLM ERROR 404") || !strings.Contains(r.Stdout, "the cassette has no answer for this request") || !strings.Contains(r.Stdout, "something new") {
 		t.Errorf("replay miss: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+var updateCassettes = flag.Bool("update-cassettes", false, "record examples/swarm/cassettes again (TestExampleCassette)")
+
+// exampleSummary is the answer the example's cassette holds.
+const exampleSummary = "Three findings on confining agents: namespaces isolate them, cgroups cap their memory, and egress allowlists keep their tool calls in bounds."
+
+// TestExampleCassette: the cassette shipped with examples/swarm holds
+// exactly the requests the example makes: recording the example afresh
+// against a fake upstream gives the same files (run with
+// -update-cassettes to write them after changing the example).
+func TestExampleCassette(t *testing.T) {
+	up := llmtest.New(t, llmtest.OpenAI, "")
+	up.SetDefault(llmtest.Reply{Text: exampleSummary, Usage: llmtest.Usage{Input: 48, Output: 27}})
+	cfg := daemontest.DefaultConfig + fmt.Sprintf(`llm:
+  providers:
+    - name: fake
+      kind: openai-compatible
+      base_url: %s
+  aliases:
+    fast:
+      targets:
+        - provider: fake
+          model: gpt-4o-mini
+`, up.URL)
+	d := daemontest.Start(t, daemontest.Options{Config: cfg})
+	root, _ := daemontest.ModuleRoot()
+	work := filepath.Join(t.TempDir(), "swarm")
+	copyTree(t, filepath.Join(root, "examples", "swarm"), work)
+	cass := filepath.Join(t.TempDir(), "cassettes")
+	r := d.CLI("", "run", "--llm-record", cass, work)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "summary: "+exampleSummary) {
+		t.Fatalf("record run: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+	got, _ := filepath.Glob(filepath.Join(cass, "*.json"))
+	shipped := filepath.Join(root, "examples", "swarm", "cassettes")
+	if *updateCassettes {
+		old, _ := filepath.Glob(filepath.Join(shipped, "*.json"))
+		for _, f := range old {
+			os.Remove(f)
+		}
+		os.MkdirAll(shipped, 0o755)
+		for _, f := range got {
+			b, _ := os.ReadFile(f)
+			if err := os.WriteFile(filepath.Join(shipped, filepath.Base(f)), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want, _ := filepath.Glob(filepath.Join(shipped, "*.json"))
+	base := func(fs []string) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, filepath.Base(f))
+		}
+		return out
+	}
+	if strings.Join(base(got), ",") != strings.Join(base(want), ",") {
+		t.Errorf("the example makes requests %v, its cassette holds %v: run go test ./e2e -run TestExampleCassette -update-cassettes", base(got), base(want))
 	}
 }
