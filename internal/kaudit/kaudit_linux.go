@@ -53,7 +53,7 @@ type Auditor struct {
 	// mu guards the lifecycle (sockets, rules, the reader); wmu the
 	// watches the reader looks up, so the reader never waits on mu.
 	mu        sync.Mutex
-	ctl, mc   int // netlink sockets; -1 when idle
+	ctl, mc   int  // netlink sockets; -1 when idle
 	enabledBy bool // Watch turned auditing on
 	stop      chan struct{}
 	done      chan struct{}
@@ -474,4 +474,3 @@ func Probe() error {
 	}
 	return unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, auditNLGrpReadlog)
 }
-

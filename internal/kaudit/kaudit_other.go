@@ -29,4 +29,6 @@ func PidNS(int) (uint64, error) {
 }
 
 // Probe is unsupported here.
-func Probe() error { return errdefs.New(errdefs.Unsupported, "kernel audit records are read on Linux only") }
+func Probe() error {
+	return errdefs.New(errdefs.Unsupported, "kernel audit records are read on Linux only")
+}
