@@ -126,7 +126,7 @@ agents:
 	}
 	denials := []Denial{
 		{Agent: "a", Kind: KindEgress, Host: "api.example.com", Port: 443, Reason: "name not allowed", Count: 3},
-		{Agent: "a", Kind: KindEgress, Host: "pypi.org", Port: 443, Reason: "name not allowed"},          // already allowed
+		{Agent: "a", Kind: KindEgress, Host: "pypi.org", Port: 443, Reason: "name not allowed"},           // already allowed
 		{Agent: "a", Kind: KindEgress, Host: "llm.cortex.internal", Port: 80, Reason: "name not allowed"}, // llm.access grants it
 		{Agent: "a", Kind: KindBus, Op: "publish", Channel: "results"},
 		{Agent: "a", Kind: KindLLM, Alias: "fast", Reason: "alias"},
