@@ -23,7 +23,7 @@ import (
 func runCmd(e *env) *cobra.Command {
 	var opts runOptions
 	cmd := &cobra.Command{
-		Use:   "run [-d] [--verify-key KEY] [--llm-record DIR | --llm-replay DIR] [PATH|REF]",
+		Use:   "run [-d] [--verify-key KEY] [--llm-record DIR | --llm-replay DIR] [--learn [--write]] [PATH|REF]",
 		Short: "Run a swarm from a .cortex bundle, a project directory, a cortex.yaml or a registry",
 		Long: `Run a swarm. PATH is a .cortex bundle, a project directory (with a cortex.yaml) or a
 cortex.yaml file; it defaults to the current directory. A directory is bundled on the fly.
@@ -43,7 +43,13 @@ the providers and, when the run ends, writes every answer (request, response, st
 with their timing; never a key or token) into DIR as cassette files, one <key>.json per
 request. --llm-replay DIR answers every call from DIR without any provider, key or network,
 streams at their recorded pace; a request DIR lacks fails with an error naming it. A
-manifest's llm.replay directory replays the same way when neither flag is given.`,
+manifest's llm.replay directory replays the same way when neither flag is given.
+
+--learn runs the swarm with every wall up and, when it ends, shows what each agent was
+refused (egress hosts and ports, bus channels, LLM aliases, paths under the project) as the
+capability lines that would have allowed it: a diff of cortex.yaml. --learn --write applies
+the diff in place, keeping comments and order. Learning only observes: nothing is allowed
+that the manifest does not allow.`,
 		Args: maxArgs(1, "at most one PATH"),
 		RunE: func(c *cobra.Command, args []string) error {
 			path := "."
@@ -57,6 +63,8 @@ manifest's llm.replay directory replays the same way when neither flag is given.
 	cmd.Flags().StringVar(&opts.verifyKey, "verify-key", "", "require a registry signature by this ed25519 public key (PEM)")
 	cmd.Flags().StringVar(&opts.llmRecord, "llm-record", "", "record the LLM answers into cassette files in `DIR`")
 	cmd.Flags().StringVar(&opts.llmReplay, "llm-replay", "", "answer LLM calls from the cassette files in `DIR`, with no provider")
+	cmd.Flags().BoolVar(&opts.learn, "learn", false, "show the capability lines the agents lacked, as a diff of cortex.yaml")
+	cmd.Flags().BoolVar(&opts.write, "write", false, "with --learn: apply the diff to cortex.yaml")
 	return cmd
 }
 
@@ -66,6 +74,8 @@ type runOptions struct {
 	verifyKey string
 	// llmRecord and llmReplay are cassette directories.
 	llmRecord, llmReplay string
+	// learn and write: --learn, --write.
+	learn, write bool
 }
 
 // runSource is what a PATH names.
@@ -173,6 +183,9 @@ func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := checkLearnFlags(opts, src); err != nil {
+		return err
+	}
 	f, cleanup, err := e.openUpload(ctx, src, opts)
 	if err != nil {
 		return err
@@ -191,7 +204,7 @@ func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 	if src.ref != "" {
 		name = src.ref
 	}
-	req := api.RunRequest{SourceDir: src.dir, Name: name}
+	req := api.RunRequest{SourceDir: src.dir, Name: name, Learn: opts.learn}
 	switch {
 	case opts.llmRecord != "":
 		req.LLMMode = "record"
@@ -213,6 +226,14 @@ func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 		return nil
 	}
 	err = e.attach(ctx, c, resp, since)
+	if opts.learn {
+		if lerr := e.reportLearned(context.WithoutCancel(ctx), c, resp.Project, src, opts.write); lerr != nil {
+			printError(e.stderr, "cortex", lerr)
+			if err == nil {
+				err = exitError{errdefs.ExitCode(lerr)}
+			}
+		}
+	}
 	if opts.llmRecord != "" {
 		if serr := e.saveRecording(context.WithoutCancel(ctx), c, resp.Project, opts.llmRecord); serr != nil {
 			fmt.Fprintf(e.stderr, "cortex: saving the recording: %v\n", serr)

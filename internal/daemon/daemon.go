@@ -73,6 +73,8 @@ type Daemon struct {
 	// events is the one stream of typed facts every subsystem emits on
 	// and every consumer subscribes to (internal/events).
 	events *events.Stream
+	// learning collects each project's refusals and runs --learn.
+	learning *learning
 
 	// runMu serialises project creation (extract, validate, start).
 	runMu sync.Mutex
@@ -93,6 +95,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("prepare directories under %s: %w", p.Root, err)
 	}
 	d := &Daemon{paths: p, log: log, events: events.New()}
+	d.learning = newLearning(d.events, cgroupParent(p.Root), log.With(logkey.Subsystem, "learn"))
 	lock, err := lockRoot(p)
 	if err != nil {
 		return nil, err
@@ -154,6 +157,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 			return nil, err
 		}
 		d.egress = newEgressAttacher(gw, d.logs, d.events)
+		d.egress.learn = d.learning.isLearning
 		d.egress.internal = func(a supervisor.AgentInfo) []string {
 			if len(a.Agent.Capabilities.LLMAccess) > 0 {
 				return []string{llm.Host}
@@ -247,6 +251,9 @@ func (d *Daemon) Close() {
 		d.llmSvc.close()
 	}
 	d.bg.Wait()
+	if d.learning != nil {
+		d.learning.close()
+	}
 	// The cgroup parent goes once no agent's group is left in it (agents
 	// still running keep theirs, and the parent, for the next daemon).
 	if d.cgroups != nil {

@@ -57,7 +57,7 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer source.Close()
 	}
-	opts := runOptions{llmMode: r.Header.Get(api.HeaderLLMMode), llmCassette: r.Header.Get(api.HeaderLLMCassette)}
+	opts := runOptions{llmMode: r.Header.Get(api.HeaderLLMMode), llmCassette: r.Header.Get(api.HeaderLLMCassette), learn: r.Header.Get(api.HeaderLearn) == "1"}
 	resp, err := d.createProject(r.Context(), tmp.Name(), name, source, peerOf(r.Context()), opts)
 	if err != nil {
 		return err
@@ -74,6 +74,8 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 type runOptions struct {
 	// llmMode and llmCassette: see api.HeaderLLMMode, HeaderLLMCassette.
 	llmMode, llmCassette string
+	// learn: api.HeaderLearn.
+	learn bool
 }
 
 func (d *Daemon) createProject(ctx context.Context, path, name string, source *sandbox.Dir, peer Peer, opts runOptions) (api.RunResponse, error) {
@@ -137,6 +139,7 @@ func (d *Daemon) createProject(ctx context.Context, path, name string, source *s
 	if err := d.setLLMCassette(m, manifestName, dir, opts); err != nil {
 		return api.RunResponse{}, err
 	}
+	d.learning.start(m.Project, opts.learn)
 	mjson, _ := json.Marshal(m)
 	p := store.Project{Name: m.Project, Digest: digest, BundleDir: dir, SourceDir: sourceDir, SourceID: sourceID, Manifest: mjson, OwnerUID: peer.UID, OwnerGID: peer.GID}
 	if err := d.sup.Run(ctx, p, agents); err != nil {

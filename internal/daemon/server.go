@@ -34,6 +34,7 @@ func (d *Daemon) handler() http.Handler {
 	h("POST /v1/projects/{project}/stop", d.stopProject)
 	h("DELETE /v1/projects/{project}", d.deleteProject)
 	h("GET /v1/projects/{project}/attach", d.attachProject)
+	h("GET /v1/projects/{project}/denials", d.getDenials)
 	h("GET /v1/agents", d.getAgents)
 	h("GET /v1/agents/resolve", d.resolveAgent)
 	h("GET /v1/agents/{project}/{agent}", d.inspectAgent)
@@ -141,6 +142,7 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 	d.runMu.Lock()
 	d.gcLayers()
 	d.runMu.Unlock()
+	d.learning.forget(project)
 	d.forgetBus(r.Context(), project)
 	if d.llm != nil {
 		// Removed agents' gateway tokens are revoked.

@@ -32,6 +32,9 @@ func (d *Daemon) attachers() []supervisor.Attacher {
 	if d.egress != nil {
 		out = append(out, d.egress)
 	}
+	if d.learning != nil {
+		out = append(out, learnAttacher{d.learning})
+	}
 	return out
 }
 
@@ -45,6 +48,8 @@ type egressAttacher struct {
 	events *events.Stream
 	// internal names every agent with the matching capability gets.
 	internal func(supervisor.AgentInfo) []string
+	// learn reports whether a project runs with --learn.
+	learn func(project string) bool
 
 	mu     sync.Mutex
 	active map[string]*egressRun // by project/agent
@@ -121,6 +126,7 @@ func (e *egressAttacher) attach(ctx context.Context, a supervisor.AgentInfo, pid
 		Policy:   pol,
 		Internal: internal,
 		Restore:  restore,
+		Learn:    e.learn != nil && e.learn(project),
 		OnDeny: func(dn egress.Denial) {
 			fields := map[string]any{"proto": dn.Proto, "reason": string(dn.Reason), "port": dn.Port}
 			if dn.Name != "" {

@@ -72,6 +72,10 @@ func Suggest(m *manifest.Manifest, denials []Denial, projectDir string) ([]Sugge
 		caps := a.Capabilities
 		switch d.Kind {
 		case KindEgress:
+			if d.Host == "llm"+internalSuffix {
+				notes = append(notes, Note{d.Agent, "it reached for the LLM gateway without llm.access; add llm.access: [ALIAS] with the alias it asks for"})
+				continue
+			}
 			if d.Host == "" || strings.HasSuffix(d.Host, internalSuffix) {
 				continue
 			}
