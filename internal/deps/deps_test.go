@@ -338,3 +338,22 @@ func TestMetaCheck(t *testing.T) {
 		t.Error("an agent with an unlisted layer was accepted")
 	}
 }
+
+// FuzzParseMeta: no meta file makes ParseMeta panic, and one it accepts
+// names only layers it lists.
+func FuzzParseMeta(f *testing.F) {
+	m := &Meta{Version: MetaVersion, Layers: map[string]LayerInfo{"abc": {Kind: manifest.DepsPython, Packages: []Package{{"x", "1"}}}}, Agents: map[string]string{"a": "abc"}}
+	b, _ := m.Marshal()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := ParseMeta(data, nil)
+		if err != nil {
+			return
+		}
+		for a, d := range got.Agents {
+			if _, ok := got.Layers[d]; !ok {
+				t.Fatalf("agent %s names layer %s, which is not listed", a, d)
+			}
+		}
+	})
+}

@@ -152,3 +152,19 @@ func TestWatch(t *testing.T) {
 		t.Error("the auditor still holds its sockets")
 	}
 }
+
+// FuzzParseRecord: no record text makes parseRecord or the event it
+// builds panic.
+func FuzzParseRecord(f *testing.F) {
+	f.Add(uint16(auditSyscall), `audit(1796407368.520:260): arch=c000003e syscall=257 success=no exit=-2 a0=ffffff9c a1=1 a2=241 a3=0 items=1 ppid=5 pid=6 uid=1600000 comm="python3"`)
+	f.Add(uint16(auditPath), `audit(1.0:7): item=0 name=2F6170702F612062 nametype=PARENT`)
+	f.Add(uint16(auditCwd), `audit(1.0:7): cwd="/app"`)
+	f.Fuzz(func(t *testing.T, typ uint16, text string) {
+		r, ok := parseRecord(typ, text)
+		if !ok {
+			return
+		}
+		e := &event{syscall: &r, cwd: r.fields["cwd"], paths: []record{r}}
+		e.denial(syscalls)
+	})
+}

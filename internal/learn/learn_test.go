@@ -160,7 +160,7 @@ agents:
 	if d := cmp.Diff(want, strip(got)); d != "" {
 		t.Errorf("suggestions (-want +got):\n%s", d)
 	}
-	if len(notes) != 1 || !strings.Contains(notes[0].Text, "smart: refused for budget") {
+	if len(notes) != 2 || !strings.Contains(notes[0].Text, "reached for the LLM gateway without llm.access") || !strings.Contains(notes[1].Text, "smart: refused for budget") {
 		t.Errorf("notes = %+v", notes)
 	}
 }
