@@ -67,10 +67,9 @@ func (b *Builder) installNode(ctx context.Context, projectDir string, src *Sourc
 	cctx, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, npm, args...)
+	// npm inherits the environment: it reads .npmrc and npm_config_*
+	// itself. Install scripts (when allowed) run with the node on PATH.
 	cmd.Dir = stage
-	// npm reads .npmrc and npm_config_* itself. The agent's interpreter
-	// comes first on PATH, so install scripts (when allowed) build for it.
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(ip.Path)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

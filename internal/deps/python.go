@@ -89,10 +89,9 @@ func (b *Builder) installPython(ctx context.Context, projectDir string, src *Sou
 	cctx, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, pip[0], args...)
+	// pip inherits the environment: it reads pip.conf and its PIP_*
+	// variables itself.
 	cmd.Dir = filepath.Dir(full)
-	// pip reads pip.conf and its PIP_* variables itself; these two only
-	// quiet it, and the user's own settings (later in the list) win.
-	cmd.Env = append([]string{"PIP_ROOT_USER_ACTION=ignore", "PYTHONDONTWRITEBYTECODE=1"}, os.Environ()...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Run(); err != nil {
