@@ -40,6 +40,10 @@ func newLearning(ev *events.Stream, key string, log *slog.Logger) *learning {
 	l := &learning{log: log, ev: ev, audit: kaudit.New(key, log),
 		collectors: map[string]*learn.Collector{}, learning: map[string]bool{}, fsUnavailable: map[string]string{}}
 	ev.Tap(l.tap)
+	// Rules a killed daemon of this root left behind.
+	if err := l.audit.Cleanup(); err != nil {
+		log.Warn("audit rules of an earlier run", "err", err)
+	}
 	return l
 }
 

@@ -218,7 +218,11 @@ func (a *Auditor) shutdown() {
 	close(a.stop)
 	<-a.done
 	if a.enabledBy {
-		if err := a.setEnabled(0); err != nil {
+		// Off again, unless someone else's rules (another daemon
+		// learning, an auditd) still want records.
+		if rules, err := a.listRules(); err != nil || len(rules) > 0 {
+			a.log.Info("kernel auditing left on: other audit rules remain", "rules", len(rules), "err", err)
+		} else if err := a.setEnabled(0); err != nil {
 			a.log.Warn("turn kernel auditing off again", "err", err)
 		}
 		a.enabledBy = false
@@ -473,4 +477,86 @@ func Probe() error {
 		return err
 	}
 	return unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, auditNLGrpReadlog)
+}
+
+// Cleanup removes the rules an earlier run of this daemon left (it was
+// killed while agents learned): the kernel keeps audit rules until they
+// are deleted. Auditing itself is left as it is: whether that run turned
+// it on is not known. A host without the audit socket has nothing to
+// clean.
+func (a *Auditor) Cleanup() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctl >= 0 {
+		return nil // watching: the rules are ours
+	}
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_AUDIT)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil
+	}
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5})
+	a.ctl = fd
+	defer func() { a.ctl = -1 }()
+	rules, err := a.listRules()
+	if err != nil {
+		return err
+	}
+	var ours [][]byte
+	for _, r := range rules {
+		if ruleStrings(r) == a.key {
+			ours = append(ours, r)
+		}
+	}
+	for _, r := range ours {
+		if err := a.request(auditDelRule, r); err != nil {
+			return fmt.Errorf("remove a leftover audit rule: %w", err)
+		}
+	}
+	if len(ours) > 0 {
+		a.log.Info("removed audit rules an earlier run left", "count", len(ours))
+	}
+	return nil
+}
+
+// listRules returns the kernel's audit rules (audit_rule_data each).
+func (a *Auditor) listRules() ([][]byte, error) {
+	b := make([]byte, unix.NLMSG_HDRLEN)
+	*(*unix.NlMsghdr)(unsafe.Pointer(&b[0])) = unix.NlMsghdr{Len: unix.NLMSG_HDRLEN, Type: auditListRules, Flags: unix.NLM_F_REQUEST | unix.NLM_F_DUMP, Seq: 2}
+	if err := unix.Sendto(a.ctl, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, fmt.Errorf("list audit rules: %w", err)
+	}
+	var rules [][]byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, _, err := unix.Recvfrom(a.ctl, buf, 0)
+		if err != nil {
+			return nil, fmt.Errorf("list audit rules: %w", err)
+		}
+		for _, m := range splitMessages(buf[:n]) {
+			switch m.typ {
+			case unix.NLMSG_DONE, unix.NLMSG_ERROR:
+				return rules, nil
+			case auditListRules:
+				rules = append(rules, append([]byte(nil), m.data...))
+			}
+		}
+	}
+}
+
+// ruleStrings returns the string buffer of an audit_rule_data: for this
+// package's rules, whose one string field is the key, the key.
+func ruleStrings(d []byte) string {
+	off := 3*4 + 4*auditBitmaskSize + 12*auditMaxFields
+	if len(d) < off+4 {
+		return ""
+	}
+	n := int(binary.NativeEndian.Uint32(d[off:]))
+	if off+4+n > len(d) {
+		return ""
+	}
+	return string(d[off+4 : off+4+n])
 }

@@ -32,3 +32,6 @@ func PidNS(int) (uint64, error) {
 func Probe() error {
 	return errdefs.New(errdefs.Unsupported, "kernel audit records are read on Linux only")
 }
+
+// Cleanup does nothing here.
+func (*Auditor) Cleanup() error { return nil }

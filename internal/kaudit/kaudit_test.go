@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 package kaudit
 
 import (
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/kerneltest"
+	"golang.org/x/sys/unix"
 )
 
 // TestParseRecord: fields quoted, plain and in hex, and the serial.
@@ -153,6 +156,55 @@ func TestWatch(t *testing.T) {
 	}
 }
 
+// TestCleanup: a rule left by a daemon killed while watching is removed
+// by the next one's Cleanup, and only its own.
+func TestCleanup(t *testing.T) {
+	kerneltest.RequireRoot(t)
+	kerneltest.Require(t, "kernel audit records (NETLINK_AUDIT, CAP_AUDIT_READ)", Probe)
+	// The simulated crash leaves auditing as it found it afterwards.
+	orig := auditState(t, nil)
+	defer auditState(t, &orig)
+	dead := New("cortex-kaudit-cleanup", nil)
+	other := New("cortex-kaudit-other", nil)
+	if _, err := dead.Watch(1654334, 1, func(Denial) {}); err != nil {
+		kerneltest.Missing(t, "kernel audit: "+err.Error())
+	}
+	ow, err := other.Watch(1654335, 1, func(Denial) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	// The first daemon dies without removing its rule: stop its reader
+	// and forget its watches, as a killed process would.
+	dead.mu.Lock()
+	dead.wmu.Lock()
+	dead.watches = map[int]*watch{}
+	dead.wmu.Unlock()
+	dead.shutdown()
+	dead.mu.Unlock()
+	next := New("cortex-kaudit-cleanup", nil)
+	if err := next.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	// Its rule is gone: adding it again succeeds (no EEXIST), and the
+	// other daemon's rule is still there (adding it again is EEXIST).
+	next.mu.Lock()
+	defer next.mu.Unlock()
+	if err := next.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer next.shutdown()
+	if err := next.request(auditAddRule, next.rule(1654334)); err != nil {
+		t.Errorf("the leftover rule was not removed: adding it again: %v", err)
+	}
+	_ = next.request(auditDelRule, next.rule(1654334))
+	if err := next.request(auditAddRule, other.rule(1654335)); err == nil {
+		t.Error("the other daemon's rule was removed")
+		_ = next.request(auditDelRule, other.rule(1654335))
+	}
+	ow.Close()
+}
+
 // FuzzParseRecord: no record text makes parseRecord or the event it
 // builds panic.
 func FuzzParseRecord(f *testing.F) {
@@ -167,4 +219,30 @@ func FuzzParseRecord(f *testing.F) {
 		e := &event{syscall: &r, cwd: r.fields["cwd"], paths: []record{r}}
 		e.denial(syscalls)
 	})
+}
+
+// auditState reads the kernel's audit enabled flag, or sets it to *set.
+func auditState(t *testing.T, set *uint32) uint32 {
+	t.Helper()
+	a := New("cortex-kaudit-state", nil)
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_AUDIT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		t.Fatal(err)
+	}
+	a.ctl = fd
+	if set != nil {
+		if err := a.setEnabled(*set); err != nil {
+			t.Errorf("restore the audit state: %v", err)
+		}
+		return *set
+	}
+	v, err := a.enabled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
