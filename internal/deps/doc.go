@@ -7,9 +7,9 @@
 // network, and hands the result to internal/bundle as a layer
 // (.cortex/layers/<digest>) with a meta file (.cortex/deps.json, the
 // Meta type) saying which agent uses which layer and what it was built
-// for. At run time the daemon reads Meta (ReadMeta) to bind each agent's
+// for. At run time the daemon reads Meta (ParseMeta) to bind each agent's
 // layer into its sandbox and to refuse an interpreter the packages were
-// not built for (Meta.Check).
+// not built for (LayerInfo.Check).
 //
 // Python packages are installed with the host's pip (the target
 // interpreter's own `python -m pip`, else pip on PATH with --python),
