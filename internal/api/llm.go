@@ -9,7 +9,7 @@ import "time"
 //	GET  /v1/llm/usage   ?project=&agent=&alias=&model=&since=YYYY-MM-DD&until=&group=day,agent,model  LLMUsageReport
 //	GET  /v1/llm/models  LLMModels
 //	POST /v1/llm/chat    LLMChatRequest; LLMChatResult
-//	POST /v1/llm/cassettes            LLMCassettes; LLMCassetteUpload (files held for a run's X-Cortex-LLM-Cassette)
+//	POST /v1/llm/cassettes?project=P  LLMCassettes; LLMCassetteUpload (files held for a run of P naming them in X-Cortex-LLM-Cassette)
 //	GET  /v1/llm/cassettes/{project}  LLMCassettes (what a run with X-Cortex-LLM-Mode: record recorded)
 
 // LLMUsageReport answers GET /v1/llm/usage.

@@ -210,7 +210,11 @@ func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 		req.LLMMode = "record"
 	case opts.llmReplay != "":
 		req.LLMMode = "replay"
-		if req.LLMCassette, err = e.uploadCassettes(ctx, c, opts.llmReplay); err != nil {
+		project, err := projectOf(f.Name())
+		if err != nil {
+			return err
+		}
+		if req.LLMCassette, err = e.uploadCassettes(ctx, c, project, opts.llmReplay); err != nil {
 			return err
 		}
 	}

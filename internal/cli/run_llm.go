@@ -12,8 +12,10 @@ import (
 	"sort"
 
 	"github.com/cortexrt/cortex/internal/api"
+	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/llm/cassette"
+	"github.com/cortexrt/cortex/internal/manifest"
 )
 
 // checkLLMFlags refuses flag combinations a run cannot honour.
@@ -28,8 +30,8 @@ func checkLLMFlags(opts runOptions) error {
 }
 
 // uploadCassettes sends the cassette files of dir to the daemon, which
-// holds them for the run; it returns their id.
-func (e *env) uploadCassettes(ctx context.Context, c *api.Client, dir string) (string, error) {
+// holds them for the run of project; it returns their id.
+func (e *env) uploadCassettes(ctx context.Context, c *api.Client, project, dir string) (string, error) {
 	files, err := cassette.ReadDir(dir)
 	if err != nil {
 		return "", err
@@ -46,7 +48,7 @@ func (e *env) uploadCassettes(ctx context.Context, c *api.Client, dir string) (s
 		return "", err
 	}
 	var out api.LLMCassetteUpload
-	if err := c.Do(ctx, http.MethodPost, "/llm/cassettes", nil, bytes.NewReader(body), &out); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/llm/cassettes", url.Values{"project": {project}}, bytes.NewReader(body), &out); err != nil {
 		return "", err
 	}
 	return out.ID, nil
@@ -109,4 +111,18 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// projectOf reads the project's name from the bundle about to be sent.
+func projectOf(path string) (string, error) {
+	b, err := bundle.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer b.Close()
+	m, err := manifest.Parse(bytes.NewReader(b.Manifest()), bundle.ManifestName)
+	if err != nil {
+		return "", errdefs.Wrap(errdefs.InvalidArgument, err)
+	}
+	return m.Project, nil
 }

@@ -226,7 +226,7 @@ func (d *Daemon) setLLMCassette(m *manifest.Manifest, manifestName, bundleDir st
 		return errdefs.New(errdefs.InvalidArgument, "a recording takes no cassette")
 	case mode == llm.ModeReplay:
 		var err error
-		if files, err = d.llm.TakeUpload(opts.llmCassette); err != nil {
+		if files, err = d.llm.TakeUpload(opts.llmCassette, m.Project); err != nil {
 			return err
 		}
 	case mode == "" && m.LLM.Replay != "":

@@ -130,7 +130,7 @@ func (s *collectSink) end(err error) error                { s.err = err; return 
 //	GET  usage   ?project=&agent=&alias=&model=&since=YYYY-MM-DD&until=&group=day,agent,model
 //	GET  models
 //	POST chat    {"alias":"fast","prompt":"..."}
-//	POST cassettes            {"files": {"<key>.json": {...}}}: held for a replay run
+//	POST cassettes?project=P  {"files": {"<key>.json": {...}}}: held for a replay run of P
 //	GET  cassettes/{project}  the files a recording run recorded
 //
 // Answers are the api.LLM* types as JSON; errors are api.ErrorBody.
@@ -196,7 +196,7 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		for n, b := range in.Files {
 			files[n] = b
 		}
-		id, err := g.Upload(files)
+		id, err := g.Upload(r.URL.Query().Get("project"), files)
 		if err != nil {
 			api.WriteError(w, 0, err)
 			return

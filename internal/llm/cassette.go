@@ -337,13 +337,18 @@ func describeRequest(req *canon.Request) string {
 const uploadTTL = 10 * time.Minute
 
 type upload struct {
-	files map[string][]byte
-	at    time.Time
+	project string
+	files   map[string][]byte
+	at      time.Time
 }
 
 // Upload checks cassette files sent by a client and holds them for the
-// run that names the returned id.
-func (g *Gateway) Upload(files map[string][]byte) (string, error) {
+// run of project that names the returned id (so an upload is scoped like
+// the run it is for).
+func (g *Gateway) Upload(project string, files map[string][]byte) (string, error) {
+	if project == "" {
+		return "", errdefs.New(errdefs.InvalidArgument, "cassette upload: no project; upload for the project that replays them")
+	}
 	for name, b := range files {
 		if name != filepath.Base(name) {
 			return "", errdefs.New(errdefs.InvalidArgument, "cassette %q: a file name, not a path", name)
@@ -365,17 +370,17 @@ func (g *Gateway) Upload(files map[string][]byte) (string, error) {
 			delete(g.uploads, k)
 		}
 	}
-	g.uploads[id] = &upload{files: files, at: now}
+	g.uploads[id] = &upload{project: project, files: files, at: now}
 	return id, nil
 }
 
-// TakeUpload returns (once) the files uploaded under id.
-func (g *Gateway) TakeUpload(id string) (map[string][]byte, error) {
+// TakeUpload returns (once) the files uploaded under id for project.
+func (g *Gateway) TakeUpload(id, project string) (map[string][]byte, error) {
 	g.upMu.Lock()
 	defer g.upMu.Unlock()
 	u := g.uploads[id]
-	if u == nil || time.Since(u.at) > uploadTTL {
-		return nil, errdefs.New(errdefs.NotFound, "no uploaded cassette %q (uploads are kept %s)", id, uploadTTL)
+	if u == nil || time.Since(u.at) > uploadTTL || u.project != project {
+		return nil, errdefs.New(errdefs.NotFound, "no cassette %q uploaded for project %s (uploads are kept %s)", id, project, uploadTTL)
 	}
 	delete(g.uploads, id)
 	return u.files, nil
