@@ -57,6 +57,10 @@ fuzz: ## fuzz the parsers for a minute each
 	$(GO) test -run '^$$' -fuzz FuzzPathValues -fuzztime 60s ./internal/auth
 	$(GO) test -run '^$$' -fuzz FuzzParsePluginOutput -fuzztime 60s ./internal/doctor
 	$(GO) test -run '^$$' -fuzz FuzzParseSums -fuzztime 60s ./internal/update
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/llm/cassette
+	$(GO) test -run '^$$' -fuzz FuzzPatch -fuzztime 60s ./internal/learn
+	$(GO) test -run '^$$' -fuzz FuzzParseRecord -fuzztime 60s ./internal/kaudit
+	$(GO) test -run '^$$' -fuzz FuzzParseMeta -fuzztime 60s ./internal/deps
 
 lint: ## gofmt and go vet (both modules)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

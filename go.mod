@@ -3,6 +3,7 @@ module github.com/cortexrt/cortex
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/containerd/cgroups/v3 v3.1.3
 	github.com/google/go-cmp v0.7.0
 	github.com/google/nftables v0.3.0

@@ -40,7 +40,7 @@ func TestSwarmRunsAndStops(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("run exit %d\nstdout:\n%s\nstderr:\n%s\nlog:\n%s", r.Code, r.Stdout, r.Stderr, d.LogText())
 	}
-	for _, want := range []string{"researcher |", "writer", "summarizer |"} {
+	for _, want := range []string{"researcher |", "writer", "summarizer |", "summary: Three findings on confining agents"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.Stdout)
 		}

@@ -10,8 +10,11 @@
 # the host has), passwd (useradd/groupadd: e2e tests drive the CLI as a
 # real non-root user), docker-registry (the CNCF distribution registry:
 # bundle push/pull tests and cortex-ops registry), etcd-server (the
-# Kubernetes API server tests in e2e/kube), then downloads the Go modules
-# of both modules. Idempotent: installs only what is missing.
+# Kubernetes API server tests in e2e/kube), the Python headers, pip,
+# setuptools and wheel of that Python (the dependency tests build a pure
+# and a C-extension wheel with pip wheel and install them with pip) and
+# npm (Node agents' packages: npm ci), then downloads the Go modules of
+# both modules. Idempotent: installs only what is missing.
 # DEPS_DRY_RUN=1 prints the plan and installs nothing; DEPS_OS_RELEASE
 # names another os-release file (to check the plan).
 set -euo pipefail
@@ -32,7 +35,12 @@ want=(libseccomp-dev redis-server bubblewrap iproute2 nftables pkg-config gcc pa
 # An interpreter already on the machine (Node from NodeSource, a pyenv
 # Python) is enough; the runtime registry finds it.
 command -v node >/dev/null 2>&1 || want+=(nodejs)
+command -v npm >/dev/null 2>&1 || want+=(npm)
 command -v "$python" >/dev/null 2>&1 || want+=("$python")
+# Building test wheels needs the headers and pip of the python the
+# agents run (Debian's names: python3.11-dev; pip, setuptools and wheel
+# for the release's default python3).
+want+=("${python}-dev" python3-pip python3-setuptools python3-wheel)
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done

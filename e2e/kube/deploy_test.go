@@ -202,13 +202,14 @@ func TestDeployExampleSwarm(t *testing.T) {
 			created++
 		}
 	}
-	// Every rendered object plus the bus token Secret deploy copies.
-	if created != len(files)+1 {
-		t.Errorf("first deploy created %d objects, want %d: %+v", created, len(files)+1, first)
+	// Every rendered object plus the bus token Secret deploy copies and
+	// the LLM tokens Secret it creates (the writer uses the LLM gateway).
+	if created != len(files)+2 {
+		t.Errorf("first deploy created %d objects, want %d: %+v", created, len(files)+2, first)
 	}
 	before := c.versions(t, ns)
-	if len(before) != len(files) {
-		t.Errorf("%d cortex objects in %s, render wrote %d", len(before), ns, len(files))
+	if len(before) != len(files)+1 {
+		t.Errorf("%d cortex objects in %s, render wrote %d and deploy the LLM tokens Secret", len(before), ns, len(files))
 	}
 
 	second := c.deploy(t, root, "examples/swarm")
@@ -229,14 +230,16 @@ func TestDeployExampleSwarm(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "kube.yaml")
 	kc, _ := os.ReadFile(filepath.Join(root, "examples", "swarm", "cortex.kube.yaml"))
 	_ = os.WriteFile(cfg, append(kc, []byte("seccomp: runtime-default\n")...), 0o644)
+	llmCfg, _ := os.ReadFile(filepath.Join(root, "examples", "swarm", "llm.kube.yaml"))
+	_ = os.WriteFile(filepath.Join(filepath.Dir(cfg), "llm.kube.yaml"), llmCfg, 0o644)
 	outcomes := map[string]int{}
 	for _, r := range c.deploy(t, root, "--dry-run", "--config", cfg, "examples/swarm") {
 		outcomes[r.Outcome]++
 	}
-	// The gateways' Deployments change; the agents' Jobs (immutable
-	// templates) would be replaced.
-	if outcomes["configured"] != 3 || outcomes["replaced"] != 3 {
-		t.Errorf("dry run of a changed seccomp mode: %v, want 3 configured and 3 replaced", outcomes)
+	// The gateways' Deployments (three egress, one LLM) change; the
+	// agents' Jobs (immutable templates) would be replaced.
+	if outcomes["configured"] != 4 || outcomes["replaced"] != 3 {
+		t.Errorf("dry run of a changed seccomp mode: %v, want 4 configured and 3 replaced", outcomes)
 	}
 	for k, v := range c.versions(t, ns) {
 		if after[k] != v {
@@ -248,8 +251,8 @@ func TestDeployExampleSwarm(t *testing.T) {
 	for _, r := range c.deploy(t, root, "--config", cfg, "examples/swarm") {
 		outcomes[r.Outcome]++
 	}
-	if outcomes["configured"] != 3 || outcomes["replaced"] != 3 {
-		t.Errorf("deploy of a changed seccomp mode: %v, want 3 configured and 3 replaced", outcomes)
+	if outcomes["configured"] != 4 || outcomes["replaced"] != 3 {
+		t.Errorf("deploy of a changed seccomp mode: %v, want 4 configured and 3 replaced", outcomes)
 	}
 	_, job := c.get(t, "/apis/batch/v1/namespaces/"+ns+"/jobs/writer")
 	if !strings.Contains(string(job), `"type":"RuntimeDefault"`) {
@@ -267,8 +270,8 @@ func TestDeployExampleSwarm(t *testing.T) {
 	if !strings.Contains(string(nsBody), `"pod-security.kubernetes.io/enforce":"restricted"`) {
 		t.Errorf("namespace labels: %s", nsBody)
 	}
-	if n := c.podsAdmitted(t, ns); n != 6 {
-		t.Errorf("%d workloads' pods checked, want 6 (3 agents, 3 gateways)", n)
+	if n := c.podsAdmitted(t, ns); n != 7 {
+		t.Errorf("%d workloads' pods checked, want 7 (3 agents, 3 egress gateways, the LLM gateway)", n)
 	}
 }
 

@@ -197,14 +197,32 @@ func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
 // Run uploads a bundle and starts its project. sourceDir is the project
 // directory it was made from ("" for a bundle file).
 func (c *Client) Run(ctx context.Context, bundle io.Reader, size int64, sourceDir, name string) (RunResponse, error) {
+	return c.RunWith(ctx, bundle, size, RunRequest{SourceDir: sourceDir, Name: name})
+}
+
+// RunRequest is what a run asks for beyond its bundle; each field is
+// one header of POST /v1/projects.
+type RunRequest struct {
+	SourceDir string // HeaderSourceDir
+	Name      string // HeaderFilename
+	// LLMMode and LLMCassette: HeaderLLMMode, HeaderLLMCassette.
+	LLMMode, LLMCassette string
+	// Learn: HeaderLearn.
+	Learn bool
+}
+
+// RunWith is Run with the options of req.
+func (c *Client) RunWith(ctx context.Context, bundle io.Reader, size int64, req RunRequest) (RunResponse, error) {
 	var out RunResponse
 	hdr := http.Header{}
 	hdr.Set("Content-Type", "application/vnd.cortex.bundle")
-	if sourceDir != "" {
-		hdr.Set(HeaderSourceDir, sourceDir)
+	for k, v := range map[string]string{HeaderSourceDir: req.SourceDir, HeaderFilename: req.Name, HeaderLLMMode: req.LLMMode, HeaderLLMCassette: req.LLMCassette} {
+		if v != "" {
+			hdr.Set(k, v)
+		}
 	}
-	if name != "" {
-		hdr.Set(HeaderFilename, name)
+	if req.Learn {
+		hdr.Set(HeaderLearn, "1")
 	}
 	resp, err := c.send(ctx, http.MethodPost, "/projects", nil, sizedReader(bundle, size), hdr)
 	if err != nil {

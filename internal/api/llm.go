@@ -1,5 +1,7 @@
 package api
 
+import "encoding/json"
+
 import "time"
 
 // The LLM gateway's admin API, served by internal/llm under /v1/llm/:
@@ -7,6 +9,8 @@ import "time"
 //	GET  /v1/llm/usage   ?project=&agent=&alias=&model=&since=YYYY-MM-DD&until=&group=day,agent,model  LLMUsageReport
 //	GET  /v1/llm/models  LLMModels
 //	POST /v1/llm/chat    LLMChatRequest; LLMChatResult
+//	POST /v1/llm/cassettes?project=P  LLMCassettes; LLMCassetteUpload (files held for a run of P naming them in X-Cortex-LLM-Cassette)
+//	GET  /v1/llm/cassettes/{project}  LLMCassettes (what a run with X-Cortex-LLM-Mode: record recorded)
 
 // LLMUsageReport answers GET /v1/llm/usage.
 type LLMUsageReport struct {
@@ -98,4 +102,16 @@ type LLMUsage struct {
 	OutputTokens     int64 `json:"output_tokens"`
 	CacheReadTokens  int64 `json:"cache_read_tokens,omitempty"`
 	CacheWriteTokens int64 `json:"cache_write_tokens,omitempty"`
+}
+
+// LLMCassettes are cassette files (internal/llm.CassetteFile) by file
+// name (<key>.json).
+type LLMCassettes struct {
+	Files map[string]json.RawMessage `json:"files"`
+}
+
+// LLMCassetteUpload answers POST /v1/llm/cassettes: the id a run names in
+// its X-Cortex-LLM-Cassette header.
+type LLMCassetteUpload struct {
+	ID string `json:"id"`
 }

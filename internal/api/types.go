@@ -177,4 +177,44 @@ type AttachEnd struct {
 const (
 	HeaderSourceDir = "X-Cortex-Source-Dir" // the project directory a run came from
 	HeaderFilename  = "X-Cortex-Bundle-Name"
+	// HeaderLLMMode is "record" or "replay": how the project's LLM calls
+	// are answered (internal/llm ModeRecord, ModeReplay); absent, the
+	// manifest's llm.replay decides, else the providers answer.
+	HeaderLLMMode = "X-Cortex-LLM-Mode"
+	// HeaderLLMCassette names the cassette files uploaded for a replay
+	// (POST /v1/llm/cassettes).
+	HeaderLLMCassette = "X-Cortex-LLM-Cassette"
+	// HeaderLearn is "1" for a run that learns what its agents were
+	// refused (cortex run --learn; GET /v1/projects/{p}/denials).
+	HeaderLearn = "X-Cortex-Learn"
 )
+
+// DenialsReport answers GET /v1/projects/{project}/denials: what the
+// project's agents were refused since it last started, each distinct
+// refusal once (internal/learn.Denial).
+type DenialsReport struct {
+	Project string `json:"project"`
+	// Learning: the run was started with --learn.
+	Learning bool `json:"learning"`
+	// FSUnavailable says why file system refusals could not be read.
+	FSUnavailable string   `json:"fs_unavailable,omitempty"`
+	Denials       []Denial `json:"denials"`
+	// Dropped counts distinct refusals beyond what the daemon keeps.
+	Dropped int `json:"dropped,omitempty"`
+}
+
+// Denial is one distinct refusal of one agent.
+type Denial struct {
+	Agent   string `json:"agent"`
+	Kind    string `json:"kind"` // egress, bus, llm, fs
+	Host    string `json:"host,omitempty"`
+	Port    int    `json:"port,omitempty"`
+	Op      string `json:"op,omitempty"`
+	Channel string `json:"channel,omitempty"`
+	Alias   string `json:"alias,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Access  string `json:"access,omitempty"`
+	Parent  bool   `json:"parent,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Count   int    `json:"count"`
+}

@@ -107,6 +107,8 @@ var Routes = Table{
 	"POST /v1/agents/{project}/{agent}/resume":  Project(LevelOperate, FromPath),
 	"GET /v1/logs":                              Project(LevelRead, FromQuery).Streaming(),
 	"GET /v1/events":                            List(LevelRead).Streaming(),
+	// run --learn: what the project's agents were refused.
+	"GET /v1/projects/{project}/denials": Project(LevelRead, FromPath),
 
 	"GET /v1/bus/stats":                List(LevelRead),
 	"POST /v1/bus/{project}/{channel}": Project(LevelOperate, FromPath),
@@ -115,6 +117,10 @@ var Routes = Table{
 	"GET /v1/llm/usage":  Project(LevelRead, FromQuery).OrGlobal(),
 	"GET /v1/llm/models": List(LevelRead),
 	"POST /v1/llm/chat":  Global(LevelOperate),
+	// run --llm-replay uploads the project's cassettes; --llm-record
+	// fetches what it recorded (recorded prompts are the project's data).
+	"POST /v1/llm/cassettes":          Project(LevelOperate, FromQuery),
+	"GET /v1/llm/cassettes/{project}": Project(LevelOperate, FromPath),
 
 	"GET /v1/auth/keys":              Global(LevelAdmin),
 	"POST /v1/auth/keys":             Global(LevelAdmin),

@@ -354,6 +354,9 @@ func validateIndex(name string, x *Index) error {
 			return entryErr(name, f.Path, "its parent %q is not a directory", dir)
 		}
 	}
+	if err := validateLayers(name, x); err != nil {
+		return err
+	}
 	m, ok := byPath[ManifestName]
 	if !ok {
 		return invalidf(name, "no %s in the bundle; every bundle holds its manifest, rebuild it with `cortex bundle`", ManifestName)
@@ -396,7 +399,7 @@ func checkPath(p string) string {
 			return fmt.Sprintf("a name is %d bytes long; the limit is %d", len(c), maxNameLen)
 		}
 	}
-	if p == reservedDir || strings.HasPrefix(p, reservedDir+"/") {
+	if (p == reservedDir || strings.HasPrefix(p, reservedDir+"/")) && !reservedPath(p) {
 		return "path is under .cortex/, which is reserved for the bundle's own metadata"
 	}
 	return ""

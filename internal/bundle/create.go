@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/cortexrt/cortex/internal/errdefs"
 )
@@ -31,6 +32,15 @@ type CreateOptions struct {
 	// Progress, when set, is called as file content is written, with the
 	// bytes written so far and the total to write.
 	Progress func(done, total int64)
+	// Layers are packed under .cortex/layers/<digest>/ (see ScanLayer);
+	// a layer given twice is packed once.
+	Layers []*Layer
+	// Meta, when not nil, is stored as .cortex/deps.json.
+	Meta []byte
+	// Exclude lists project paths (slash-separated, relative to Dir) left
+	// out of the bundle with everything below them, on top of
+	// .cortexignore: what a layer replaces (a node_modules directory).
+	Exclude []string
 }
 
 // compressionLevel is fixed so the output is reproducible. BestSpeed: on a
@@ -67,7 +77,10 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Index, error
 	if !st.IsDir() {
 		return nil, errdefs.New(errdefs.InvalidArgument, "bundle %s: not a directory", dir)
 	}
-	c := &creator{dir: dir, lim: DefaultLimits()}
+	c := &creator{dir: dir, lim: DefaultLimits(), exclude: map[string]bool{}}
+	for _, p := range opts.Exclude {
+		c.exclude[p] = true
+	}
 	if err := c.loadIgnore(); err != nil {
 		return nil, err
 	}
@@ -79,6 +92,9 @@ func Create(ctx context.Context, w io.Writer, opts CreateOptions) (*Index, error
 	c.files = append(c.files, File{Path: ManifestName, Mode: modeFile, Size: int64(len(manifest)), SHA256: hex.EncodeToString(sum[:])})
 	c.total = int64(len(manifest))
 	if err := c.walk(ctx, dir, ""); err != nil {
+		return nil, err
+	}
+	if err := c.addReserved(opts.Layers, opts.Meta); err != nil {
 		return nil, err
 	}
 	sort.Slice(c.files, func(i, j int) bool { return c.files[i].Path < c.files[j].Path })
@@ -109,6 +125,63 @@ type creator struct {
 	// file replaced before it is read is noticed.
 	infos map[string]fs.FileInfo
 	total int64
+	// exclude holds project paths left out (CreateOptions.Exclude).
+	exclude map[string]bool
+	// sources maps the bundle path of a layer file to its host path;
+	// mem holds the content of files made in memory (the meta file).
+	sources map[string]string
+	mem     map[string][]byte
+}
+
+// addReserved adds the bundle's own entries: the meta file and each
+// layer under .cortex/layers/<digest>/, with their directories.
+func (c *creator) addReserved(layers []*Layer, meta []byte) error {
+	if len(layers) == 0 && meta == nil {
+		return nil
+	}
+	c.sources, c.mem = map[string]string{}, map[string][]byte{}
+	c.files = append(c.files, File{Path: reservedDir, Mode: modeDir})
+	if meta != nil {
+		sum := sha256.Sum256(meta)
+		c.files = append(c.files, File{Path: MetaPath, Mode: modeFile, Size: int64(len(meta)), SHA256: hex.EncodeToString(sum[:])})
+		c.mem[MetaPath] = meta
+		c.total += int64(len(meta))
+	}
+	if len(layers) == 0 {
+		return nil
+	}
+	c.files = append(c.files, File{Path: LayersDir, Mode: modeDir})
+	seen := map[string]bool{}
+	for _, l := range layers {
+		if seen[l.Digest] {
+			continue
+		}
+		seen[l.Digest] = true
+		root := LayersDir + "/" + l.Digest
+		c.files = append(c.files, File{Path: root, Mode: modeDir})
+		for _, f := range l.Files {
+			if len(c.files) >= c.lim.MaxEntries {
+				return errdefs.New(errdefs.InvalidArgument, "bundle %s: more than %d entries with the dependencies of %s; bundles hold at most %d",
+					c.dir, c.lim.MaxEntries, l.Dir, c.lim.MaxEntries)
+			}
+			f.Path = root + "/" + f.Path
+			if f.IsRegular() {
+				c.total += f.Size
+				if f.Size > c.lim.MaxFileSize || c.total > c.lim.MaxTotalSize {
+					return errdefs.New(errdefs.InvalidArgument, "bundle %s: the dependencies in %s are larger than a bundle may hold (%d bytes per file, %d in all)",
+						c.dir, l.Dir, c.lim.MaxFileSize, c.lim.MaxTotalSize)
+				}
+				rel := strings.TrimPrefix(f.Path, root+"/")
+				c.sources[f.Path] = filepath.Join(l.Dir, filepath.FromSlash(rel))
+				if c.infos == nil {
+					c.infos = make(map[string]fs.FileInfo)
+				}
+				c.infos[f.Path] = l.infos[rel]
+			}
+			c.files = append(c.files, f)
+		}
+	}
+	return nil
 }
 
 func (c *creator) loadIgnore() error {
@@ -178,7 +251,7 @@ func (c *creator) walk(ctx context.Context, dir, rel string) error {
 			continue
 		}
 		typ := e.Type()
-		if c.ign.match(p, typ.IsDir()) {
+		if c.exclude[p] || c.ign.match(p, typ.IsDir()) {
 			continue
 		}
 		if why := checkPath(p); why != "" {
@@ -266,7 +339,7 @@ func (c *creator) hashAll(ctx context.Context) error {
 	buf := make([]byte, 256<<10)
 	for i := range c.files {
 		f := &c.files[i]
-		if !f.IsRegular() || f.Path == ManifestName {
+		if !f.IsRegular() || f.Path == ManifestName || f.SHA256 != "" {
 			continue
 		}
 		sum, err := c.copyFile(ctx, f, io.Discard, buf, nil)
@@ -281,7 +354,21 @@ func (c *creator) hashAll(ctx context.Context) error {
 // copyFile copies file f of the project to w and returns its SHA-256. It
 // refuses a file that was replaced or changed size since the walk.
 func (c *creator) copyFile(ctx context.Context, f *File, w io.Writer, buf []byte, progress func(int64)) (string, error) {
+	if b, ok := c.mem[f.Path]; ok {
+		n, err := w.Write(b)
+		if err != nil {
+			return "", fmt.Errorf("bundle %s: copy %s: %w", c.dir, f.Path, err)
+		}
+		if progress != nil {
+			progress(int64(n))
+		}
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:]), nil
+	}
 	full := filepath.Join(c.dir, filepath.FromSlash(f.Path))
+	if src, ok := c.sources[f.Path]; ok {
+		full = src
+	}
 	r, err := os.Open(full)
 	if err != nil {
 		return "", fmt.Errorf("bundle %s: %w", c.dir, err)

@@ -32,6 +32,21 @@
 // pinned by the Go version); the Index.Digest, which is computed over the
 // index alone (see Index.Digest), does not even depend on the compressor.
 //
+// # Layers
+//
+// A project's vendored dependencies (internal/deps installs them) travel
+// as layers: directory trees under ".cortex/layers/<digest>/", where
+// <digest> is the lowercase hex SHA-256 of the layer's canonical form
+// (computed like Index.Digest over the layer's entries, with paths
+// relative to the layer). ".cortex/deps.json" says which agent uses which
+// layer; its format is internal/deps'. These are the only paths a bundle
+// may hold under .cortex/. Open checks that every layer's name is the
+// digest of what it holds and that its symlinks stay inside it, so a
+// layer can be stored apart from its bundle, once per host
+// (ExtractOptions.Layers), and no bundle can put content under another
+// layer's name. A cortex from before layers refuses such bundles (the
+// path is reserved).
+//
 // # Safety
 //
 // Opening a bundle must never write outside its target directory. Extract

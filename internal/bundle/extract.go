@@ -32,12 +32,18 @@ import (
 // belong to the calling user (root, in the daemon). progress, when set, is
 // called with the content bytes extracted so far and the total.
 func (b *Bundle) Extract(ctx context.Context, dest string, lim Limits, progress func(done, total int64)) error {
+	return b.ExtractWith(ctx, dest, ExtractOptions{Limits: lim, Progress: progress})
+}
+
+// ExtractWith is Extract with options: with opts.Layers, the bundle's
+// layers go to the host's layer store (see ExtractOptions).
+func (b *Bundle) ExtractWith(ctx context.Context, dest string, opts ExtractOptions) error {
 	dest = filepath.Clean(dest)
 	existed, err := checkDest(dest)
 	if err != nil {
 		return err
 	}
-	if err := b.extract(ctx, dest, lim.withDefaults(), progress); err != nil {
+	if err := b.extract(ctx, dest, opts.Limits.withDefaults(), opts.Progress, opts.Layers); err != nil {
 		if existed && !errdefs.IsAlreadyExists(err) {
 			// Only succeeds while empty: never removes anyone's data.
 			os.Remove(dest)
@@ -49,7 +55,7 @@ func (b *Bundle) Extract(ctx context.Context, dest string, lim Limits, progress 
 }
 
 // extract builds the tree beside dest and renames it into place.
-func (b *Bundle) extract(ctx context.Context, dest string, lim Limits, progress func(done, total int64)) error {
+func (b *Bundle) extract(ctx context.Context, dest string, lim Limits, progress func(done, total int64), layers string) error {
 	if err := b.checkLimits(lim); err != nil {
 		return err
 	}
@@ -57,7 +63,7 @@ func (b *Bundle) extract(ctx context.Context, dest string, lim Limits, progress 
 	if err != nil {
 		return fmt.Errorf("bundle %s: extract: %w", b.name, err)
 	}
-	err = b.extractTo(ctx, tmp, lim, progress)
+	err = b.extractTo(ctx, tmp, lim, progress, layers)
 	if err == nil {
 		err = renameDir(tmp, dest)
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
@@ -73,16 +79,32 @@ func (b *Bundle) extract(ctx context.Context, dest string, lim Limits, progress 
 	return nil
 }
 
-func (b *Bundle) extractTo(ctx context.Context, dir string, lim Limits, progress func(done, total int64)) error {
+func (b *Bundle) extractTo(ctx context.Context, dir string, lim Limits, progress func(done, total int64), layers string) error {
 	t, err := openTree(b.name, dir)
 	if err != nil {
 		return err
 	}
 	defer t.close()
-	if err := b.stream(ctx, lim, progress, t); err != nil {
+	if layers == "" {
+		if err := b.stream(ctx, lim, progress, t); err != nil {
+			return err
+		}
+		return t.finish()
+	}
+	ls := &layeredSink{name: b.name, proj: t, store: layers, layers: map[string]*layerOut{}}
+	if err := b.stream(ctx, lim, progress, ls); err != nil {
+		ls.abort()
 		return err
 	}
-	return t.finish()
+	if err := t.finish(); err != nil {
+		ls.abort()
+		return err
+	}
+	if err := ls.finish(); err != nil {
+		ls.abort()
+		return err
+	}
+	return nil
 }
 
 // checkDest reports whether dest exists as an empty directory, and refuses

@@ -459,6 +459,36 @@ func hostileCases() []hostileCase {
 			want: "data after the compressed archive",
 		},
 		{
+			// A layer whose name is not the digest of its content could
+			// put content under another layer's name in a host's store.
+			name: "layer-forged-digest",
+			build: func(t testing.TB) []byte {
+				l := LayersDir + "/" + strings.Repeat("a", 64)
+				return newHostile().add(dirEntry(".cortex")).add(dirEntry(LayersDir)).add(dirEntry(l)).
+					add(regEntry(l+"/pkg.py", "x = 1\n", 0o644)).bytes(t)
+			},
+			want: "layer content gives digest",
+		},
+		{
+			// A layer lives apart from its bundle on the host: its links
+			// must stay inside it.
+			name: "layer-link-out-of-layer",
+			build: func(t testing.TB) []byte {
+				files := []File{{Path: "x", Mode: modeSymlink, Link: "../../../app"}}
+				l := LayersDir + "/" + strings.TrimPrefix(computeDigest(files), "sha256:")
+				return newHostile().add(dirEntry(".cortex")).add(dirEntry(LayersDir)).add(dirEntry(l)).
+					add(symEntry(l+"/x", "../../../app")).bytes(t)
+			},
+			want: "leaves the layer",
+		},
+		{
+			name: "reserved-path",
+			build: func(t testing.TB) []byte {
+				return newHostile().add(dirEntry(".cortex")).add(regEntry(".cortex/hooks.sh", "pwned", 0o755)).bytes(t)
+			},
+			want: "reserved for the bundle's own metadata",
+		},
+		{
 			name:  "not-gzip",
 			build: func(t testing.TB) []byte { return []byte("PK\x03\x04 this is a zip file, not a bundle") },
 			want:  "not a gzip-compressed cortex bundle",

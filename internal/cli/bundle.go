@@ -3,12 +3,16 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/cortexrt/cortex/internal/bundle"
+	"github.com/cortexrt/cortex/internal/deps"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/spf13/cobra"
 )
@@ -60,9 +64,7 @@ func (e *env) writeBundle(ctx context.Context, src runSource, output string) err
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	bar := e.progress("bundling")
-	idx, err := bundle.Create(ctx, tmp, bundle.CreateOptions{Dir: src.dir, ManifestPath: src.manifestPath, Progress: bar.update})
-	bar.done()
+	idx, err := e.pack(ctx, src, tmp)
 	if err != nil {
 		tmp.Close()
 		return err
@@ -97,10 +99,27 @@ func bundleInspectCmd(e *env) *cobra.Command {
 				return err
 			}
 			idx := b.Index()
-			if asJSON {
-				return writeJSONTo(e.stdout, map[string]any{"digest": idx.Digest, "manifest": string(b.Manifest()), "files": idx.Files})
+			var meta *deps.Meta
+			if raw, err := b.ReadFile(c.Context(), bundle.MetaPath, 16<<20); err == nil {
+				if meta, err = deps.ParseMeta(raw, idx.LayerDigests()); err != nil {
+					return err
+				}
+			} else if !errdefs.IsNotFound(err) {
+				return err
 			}
-			fmt.Fprintf(e.stdout, "Digest: %s\nFiles: %d (%s)\n\n--- cortex.yaml ---\n%s\n--- files ---\n", idx.Digest, len(idx.Files), humanBytes(uint64(idx.TotalSize())), b.Manifest())
+			if asJSON {
+				out := map[string]any{"digest": idx.Digest, "manifest": string(b.Manifest()), "files": idx.Files}
+				if meta != nil {
+					out["packages"] = meta
+				}
+				return writeJSONTo(e.stdout, out)
+			}
+			fmt.Fprintf(e.stdout, "Digest: %s\nFiles: %d (%s)\n\n--- cortex.yaml ---\n%s\n", idx.Digest, len(idx.Files), humanBytes(uint64(idx.TotalSize())), b.Manifest())
+			if meta != nil {
+				fmt.Fprintf(e.stdout, "--- packages ---\n")
+				printPackages(e.stdout, meta)
+			}
+			fmt.Fprintf(e.stdout, "--- files ---\n")
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			for _, f := range idx.Files {
 				sum := f.SHA256
@@ -118,4 +137,28 @@ func bundleInspectCmd(e *env) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printPackages lists the distributions of each layer with the agents
+// that use it.
+func printPackages(w io.Writer, meta *deps.Meta) {
+	users := map[string][]string{}
+	for a, d := range meta.Agents {
+		users[d] = append(users[d], a)
+	}
+	digests := make([]string, 0, len(meta.Layers))
+	for d := range meta.Layers {
+		digests = append(digests, d)
+	}
+	sort.Strings(digests)
+	for _, d := range digests {
+		l := meta.Layers[d]
+		sort.Strings(users[d])
+		fmt.Fprintf(w, "%s from %s for %s %s (%s), layer %s, agents: %s\n", l.Kind, l.Source, l.Runtime, l.Version, l.ABI, short(d), strings.Join(users[d], ", "))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, p := range l.Packages {
+			fmt.Fprintf(tw, "  %s\t%s\n", p.Name, p.Version)
+		}
+		tw.Flush()
+	}
 }

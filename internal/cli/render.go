@@ -12,6 +12,7 @@ import (
 
 	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/config"
+	"github.com/cortexrt/cortex/internal/deps"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/kube"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -169,8 +170,24 @@ func (e *env) renderPath(ctx context.Context, path string, f *renderFlags) (*kub
 	for _, fl := range idx.Files {
 		has[fl.Path] = true
 	}
+	// Vendored packages are not carried into pods yet: refuse rather
+	// than render agents that would fail to import them.
+	agents := m.Resolve(defs)
+	withPkgs := has[bundle.MetaPath]
+	if !withPkgs && src.dir != "" {
+		for _, a := range agents {
+			if s, err := deps.SourceOf(src.dir, a); err == nil && s != nil {
+				withPkgs = true
+				break
+			}
+		}
+	}
+	if withPkgs {
+		return fail(errdefs.WithHint(errdefs.New(errdefs.Unsupported, "%s: its agents have third-party packages, which Kubernetes rendering does not carry into pods yet", source),
+			"run it on a node (cortex run), or render a project without dependencies"))
+	}
 	in := kube.Input{
-		Manifest: m, Agents: m.Resolve(defs), Bundle: ref, Config: cfg, Version: Version,
+		Manifest: m, Agents: agents, Bundle: ref, Config: cfg, Version: Version,
 		BundleHas: func(p string) bool { return has[p] },
 	}
 	if cfg.VerifyKey != "" {

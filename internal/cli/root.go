@@ -97,7 +97,7 @@ func cortexRoot(e *env) *cobra.Command {
 	root.AddCommand(
 		runCmd(e), listCmd(e), killCmd(e), logsCmd(e), suspendCmd(e), resumeCmd(e), inspectCmd(e),
 		stopCmd(e), rmCmd(e), validateCmd(e), bundleCmd(e), versionCmd(e), llmCmd(e), busCmd(e),
-		pushCmd(e), pullCmd(e), keyCmd(e), renderCmd(e), deployCmd(e),
+		pushCmd(e), pullCmd(e), keyCmd(e), renderCmd(e), deployCmd(e), initCmd(e),
 		authCmd(e), auditCmd(e),
 		doctorCmd(e), pluginCmd(e, func() *cobra.Command { return root }),
 	)

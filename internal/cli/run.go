@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cortexrt/cortex/internal/api"
-	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/errdefs"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/manifest"
@@ -22,10 +21,9 @@ import (
 )
 
 func runCmd(e *env) *cobra.Command {
-	var detach bool
-	var verifyKey string
+	var opts runOptions
 	cmd := &cobra.Command{
-		Use:   "run [-d] [--verify-key KEY] [PATH|REF]",
+		Use:   "run [-d] [--verify-key KEY] [--llm-record DIR | --llm-replay DIR] [--learn [--write]] [PATH|REF]",
 		Short: "Run a swarm from a .cortex bundle, a project directory, a cortex.yaml or a registry",
 		Long: `Run a swarm. PATH is a .cortex bundle, a project directory (with a cortex.yaml) or a
 cortex.yaml file; it defaults to the current directory. A directory is bundled on the fly.
@@ -38,18 +36,35 @@ pulled and verified against its digest (see cortex pull) before it runs. With
 
 Attached (the default), the agents' output is shown with coloured name prefixes until every
 agent has ended; Ctrl-C stops the swarm (a second Ctrl-C kills it at once). The exit code
-is non-zero when any agent failed. With -d the command returns once the agents started.`,
+is non-zero when any agent failed. With -d the command returns once the agents started.
+
+LLM calls through the gateway can be recorded and replayed. --llm-record DIR sends them to
+the providers and, when the run ends, writes every answer (request, response, stream events
+with their timing; never a key or token) into DIR as cassette files, one <key>.json per
+request. --llm-replay DIR answers every call from DIR without any provider, key or network,
+streams at their recorded pace; a request DIR lacks fails with an error naming it. A
+manifest's llm.replay directory replays the same way when neither flag is given.
+
+--learn runs the swarm with every wall up and, when it ends, shows what each agent was
+refused (egress hosts and ports, bus channels, LLM aliases, paths under the project) as the
+capability lines that would have allowed it: a diff of cortex.yaml. --learn --write applies
+the diff in place, keeping comments and order. Learning only observes: nothing is allowed
+that the manifest does not allow.`,
 		Args: maxArgs(1, "at most one PATH"),
 		RunE: func(c *cobra.Command, args []string) error {
 			path := "."
 			if len(args) == 1 {
 				path = args[0]
 			}
-			return e.run(c.Context(), path, runOptions{detach: detach, verifyKey: verifyKey})
+			return e.run(c.Context(), path, opts)
 		},
 	}
-	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "start the agents and return")
-	cmd.Flags().StringVar(&verifyKey, "verify-key", "", "require a registry signature by this ed25519 public key (PEM)")
+	cmd.Flags().BoolVarP(&opts.detach, "detach", "d", false, "start the agents and return")
+	cmd.Flags().StringVar(&opts.verifyKey, "verify-key", "", "require a registry signature by this ed25519 public key (PEM)")
+	cmd.Flags().StringVar(&opts.llmRecord, "llm-record", "", "record the LLM answers into cassette files in `DIR`")
+	cmd.Flags().StringVar(&opts.llmReplay, "llm-replay", "", "answer LLM calls from the cassette files in `DIR`, with no provider")
+	cmd.Flags().BoolVar(&opts.learn, "learn", false, "show the capability lines the agents lacked, as a diff of cortex.yaml")
+	cmd.Flags().BoolVar(&opts.write, "write", false, "with --learn: apply the diff to cortex.yaml")
 	return cmd
 }
 
@@ -57,6 +72,10 @@ is non-zero when any agent failed. With -d the command returns once the agents s
 type runOptions struct {
 	detach    bool
 	verifyKey string
+	// llmRecord and llmReplay are cassette directories.
+	llmRecord, llmReplay string
+	// learn and write: --learn, --write.
+	learn, write bool
 }
 
 // runSource is what a PATH names.
@@ -121,9 +140,7 @@ func (e *env) openUpload(ctx context.Context, src runSource, opts runOptions) (*
 		return nil, nil, err
 	}
 	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
-	bar := e.progress("bundling")
-	_, err = bundle.Create(ctx, tmp, bundle.CreateOptions{Dir: src.dir, ManifestPath: src.manifestPath, Progress: bar.update})
-	bar.done()
+	_, err = e.pack(ctx, src, tmp)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -159,8 +176,14 @@ func displayPath(path string) string {
 
 func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 	detach := opts.detach
+	if err := checkLLMFlags(opts); err != nil {
+		return err
+	}
 	src, err := resolveRunSource(path)
 	if err != nil {
+		return err
+	}
+	if err := checkLearnFlags(opts, src); err != nil {
 		return err
 	}
 	f, cleanup, err := e.openUpload(ctx, src, opts)
@@ -191,7 +214,21 @@ func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 			fmt.Fprintf(e.stderr, "Remote daemon %s: %s runs as a bundle; its write grants live on the daemon's host.\n", c.Addr, src.dir)
 		}
 	}
-	resp, err := c.Run(ctx, f, fi.Size(), dir, name)
+	req := api.RunRequest{SourceDir: dir, Name: name, Learn: opts.learn}
+	switch {
+	case opts.llmRecord != "":
+		req.LLMMode = "record"
+	case opts.llmReplay != "":
+		req.LLMMode = "replay"
+		project, err := projectOf(f.Name())
+		if err != nil {
+			return err
+		}
+		if req.LLMCassette, err = e.uploadCassettes(ctx, c, project, opts.llmReplay); err != nil {
+			return err
+		}
+	}
+	resp, err := c.RunWith(ctx, f, fi.Size(), req)
 	if err != nil {
 		return err
 	}
@@ -202,7 +239,24 @@ func (e *env) run(ctx context.Context, path string, opts runOptions) error {
 		}
 		return nil
 	}
-	return e.attach(ctx, c, resp, since)
+	err = e.attach(ctx, c, resp, since)
+	if opts.learn {
+		if lerr := e.reportLearned(context.WithoutCancel(ctx), c, resp.Project, src, opts.write); lerr != nil {
+			printError(e.stderr, "cortex", lerr)
+			if err == nil {
+				err = exitError{errdefs.ExitCode(lerr)}
+			}
+		}
+	}
+	if opts.llmRecord != "" {
+		if serr := e.saveRecording(context.WithoutCancel(ctx), c, resp.Project, opts.llmRecord); serr != nil {
+			fmt.Fprintf(e.stderr, "cortex: saving the recording: %v\n", serr)
+			if err == nil {
+				err = serr
+			}
+		}
+	}
+	return err
 }
 
 func short(digest string) string {

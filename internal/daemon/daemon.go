@@ -79,6 +79,8 @@ type Daemon struct {
 	// events is the one stream of typed facts every subsystem emits on
 	// and every consumer subscribes to (internal/events).
 	events *events.Stream
+	// learning collects each project's refusals and runs --learn.
+	learning *learning
 
 	// audit is the tamper-evident log every API request and lifecycle
 	// event goes into; authStore the API keys, CA and client
@@ -115,6 +117,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("prepare directories under %s: %w", p.Root, err)
 	}
 	d := &Daemon{paths: p, log: log, events: events.New(), env: opts.Env}
+	d.learning = newLearning(d.events, cgroupParent(p.Root), log.With(logkey.Subsystem, "learn"))
 	lock, err := lockRoot(p)
 	if err != nil {
 		return nil, err
@@ -182,6 +185,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 			return nil, err
 		}
 		d.egress = newEgressWiring(gw, d.logs, d.events)
+		d.egress.learn = d.learning.isLearning
 		d.egress.internal = func(a supervisor.AgentInfo) []string {
 			if len(a.Agent.Capabilities.LLMAccess) > 0 {
 				return []string{llm.Host}
@@ -205,6 +209,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		RunDir:         filepath.Join(p.RunDir, "agents"),
 		DataDir:        filepath.Join(p.LibDir, "projects"),
 		ShareDir:       p.ShareDir,
+		LayersDir:      filepath.Join(p.LibDir, "layers"),
 		InitPath:       initPath,
 		Sandbox:        d.walls.sandboxOptions(int64(d.cfg.Sandbox.TmpSize)),
 		Wirings:        d.wirings(),
@@ -279,6 +284,9 @@ func (d *Daemon) Close() {
 	}
 	d.bg.Wait()
 	d.closeSecurity()
+	if d.learning != nil {
+		d.learning.close()
+	}
 	// The cgroup parent goes once no agent's group is left in it (agents
 	// still running keep theirs, and the parent, for the next daemon).
 	if d.cgroups != nil {

@@ -80,7 +80,7 @@ func (d *Daemon) runCanary(ctx context.Context) api.CanaryResult {
 	}
 	ctx, cancel := context.WithTimeout(ctx, canaryTimeout)
 	defer cancel()
-	if _, err := d.createProjectOpts(ctx, &upload{path: bpath, project: res.Project}, "canary", nil, 0, 0, false); err != nil {
+	if _, err := d.createProject(ctx, &upload{path: bpath, project: res.Project}, "canary", nil, 0, 0, runOptions{}); err != nil {
 		return fail(fmt.Errorf("run: %w", err))
 	}
 	defer func() {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/cortexrt/cortex/internal/auth"
 	"github.com/cortexrt/cortex/internal/bundle"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/llm"
+	"github.com/cortexrt/cortex/internal/llm/cassette"
 	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/manifest"
 	"github.com/cortexrt/cortex/internal/sandbox"
@@ -46,7 +49,8 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 		}
 		defer source.Close()
 	}
-	resp, err := d.createProject(r.Context(), up, name, source, uid, gid)
+	opts := runOptions{hooks: true, llmMode: r.Header.Get(api.HeaderLLMMode), llmCassette: r.Header.Get(api.HeaderLLMCassette), learn: r.Header.Get(api.HeaderLearn) == "1"}
+	resp, err := d.createProject(r.Context(), up, name, source, uid, gid, opts)
 	if err != nil {
 		return err
 	}
@@ -58,14 +62,18 @@ func (d *Daemon) postProject(w http.ResponseWriter, r *http.Request) error {
 // when the run came from a project directory, is that directory, opened
 // and checked by checkSourceDir: its path and identity are recorded, and
 // every start checks the directory is still the same.
-func (d *Daemon) createProject(ctx context.Context, up *upload, name string, source *sandbox.Dir, uid, gid int) (api.RunResponse, error) {
-	return d.createProjectOpts(ctx, up, name, source, uid, gid, true)
+// runOptions are what a run asks for beyond its bundle.
+type runOptions struct {
+	// hooks runs the pre-run and post-run hooks (the canary runs without).
+	hooks bool
+	// llmMode and llmCassette: see api.HeaderLLMMode, HeaderLLMCassette.
+	llmMode, llmCassette string
+	// learn: api.HeaderLearn.
+	learn bool
 }
 
-// createProjectOpts is createProject; withHooks runs the pre-run and
-// post-run hooks (the canary runs without them).
-func (d *Daemon) createProjectOpts(ctx context.Context, up *upload, name string, source *sandbox.Dir, uid, gid int, withHooks bool) (_ api.RunResponse, retErr error) {
-	path := up.path
+func (d *Daemon) createProject(ctx context.Context, up *upload, name string, source *sandbox.Dir, uid, gid int, opts runOptions) (_ api.RunResponse, retErr error) {
+	upPath := up.path
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
 	// Errors about the upload name the user's file, not our temporary copy.
@@ -73,9 +81,9 @@ func (d *Daemon) createProjectOpts(ctx context.Context, up *upload, name string,
 		if err == nil {
 			return nil
 		}
-		return &errdefs.Error{Cat: errdefs.CategoryOf(err), Msg: strings.ReplaceAll(err.Error(), path, name), Hint: errdefs.HintOf(err)}
+		return &errdefs.Error{Cat: errdefs.CategoryOf(err), Msg: strings.ReplaceAll(err.Error(), upPath, name), Hint: errdefs.HintOf(err)}
 	}
-	b, err := bundle.Open(path)
+	b, err := bundle.Open(upPath)
 	if err != nil {
 		return api.RunResponse{}, rename(err)
 	}
@@ -84,7 +92,7 @@ func (d *Daemon) createProjectOpts(ctx context.Context, up *upload, name string,
 	digest := idx.Digest
 	dir := filepath.Join(d.paths.LibDir, "bundles", strings.TrimPrefix(digest, "sha256:"))
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := b.Extract(ctx, dir, bundle.DefaultLimits(), nil); err != nil && !errdefs.IsAlreadyExists(err) {
+		if err := b.ExtractWith(ctx, dir, bundle.ExtractOptions{Layers: d.layersDir()}); err != nil && !errdefs.IsAlreadyExists(err) {
 			return api.RunResponse{}, rename(err)
 		}
 		// A run refused after this point leaves no unpacked bundle
@@ -94,6 +102,10 @@ func (d *Daemon) createProjectOpts(ctx context.Context, up *upload, name string,
 				_ = os.RemoveAll(dir)
 			}
 		}()
+	}
+	meta, err := d.readDepsMeta(ctx, b, dir)
+	if err != nil {
+		return api.RunResponse{}, rename(err)
 	}
 	manifestName, projectDir, sourceDir := "cortex.yaml", dir, ""
 	var sourceID store.DirIdentity
@@ -114,10 +126,13 @@ func (d *Daemon) createProjectOpts(ctx context.Context, up *upload, name string,
 		return api.RunResponse{}, errdefs.New(errdefs.Internal, "bundle names project %q, %q was authorized", m.Project, up.project)
 	}
 	agents := m.Resolve(d.defs)
-	if err := d.pinRuntimes(agents); err != nil {
+	if err := d.pinRuntimes(agents, meta); err != nil {
 		return api.RunResponse{}, err
 	}
-	if withHooks {
+	if err := d.attachPackages(agents, meta); err != nil {
+		return api.RunResponse{}, err
+	}
+	if opts.hooks {
 		if err := d.preRunHooks(ctx, m.Project, digest, name, sourceDir, uid, gid, agents); err != nil {
 			return api.RunResponse{}, err
 		}
@@ -132,6 +147,10 @@ func (d *Daemon) createProjectOpts(ctx context.Context, up *upload, name string,
 			return api.RunResponse{}, err
 		}
 	}
+	if err := d.setLLMCassette(m, manifestName, dir, opts); err != nil {
+		return api.RunResponse{}, err
+	}
+	d.learning.start(m.Project, opts.learn)
 	mjson, _ := json.Marshal(m)
 	p := store.Project{Name: m.Project, Digest: digest, BundleDir: dir, SourceDir: sourceDir, SourceID: sourceID, Manifest: mjson, OwnerUID: uid, OwnerGID: gid}
 	if err := d.sup.Run(ctx, p, agents); err != nil {
@@ -141,7 +160,7 @@ func (d *Daemon) createProjectOpts(ctx context.Context, up *upload, name string,
 	for _, a := range agents {
 		resp.Agents = append(resp.Agents, a.Name)
 	}
-	if withHooks {
+	if opts.hooks {
 		d.postRunHooks(m.Project, digest, uid, gid, resp.Agents)
 	}
 	if source != nil {
@@ -213,4 +232,33 @@ func callerName(ctx context.Context) string {
 		return c.Identity.Name
 	}
 	return ""
+}
+// setLLMCassette sets how the project's LLM calls are answered: recorded
+// (--llm-record), replayed from uploaded cassettes (--llm-replay DIR) or
+// from the bundle's llm.replay directory, else by the providers.
+func (d *Daemon) setLLMCassette(m *manifest.Manifest, manifestName, bundleDir string, opts runOptions) error {
+	mode, files := opts.llmMode, map[string][]byte(nil)
+	switch {
+	case mode != "" && d.llm == nil:
+		return errdefs.New(errdefs.FailedPrecondition, "the LLM gateway is off in this daemon: no recording or replay")
+	case d.llm == nil:
+		return nil
+	case mode == llm.ModeRecord && opts.llmCassette != "":
+		return errdefs.New(errdefs.InvalidArgument, "a recording takes no cassette")
+	case mode == llm.ModeReplay:
+		var err error
+		if files, err = d.llm.TakeUpload(opts.llmCassette, m.Project); err != nil {
+			return err
+		}
+	case mode == "" && m.LLM.Replay != "":
+		mode = llm.ModeReplay
+		var err error
+		files, err = cassette.ReadDir(filepath.Join(bundleDir, filepath.FromSlash(path.Clean(m.LLM.Replay))))
+		if err != nil {
+			p := m.Pos("llm.replay")
+			return errdefs.WithHint(errdefs.New(errdefs.InvalidArgument, "%s:%d:%d: llm.replay: %v", manifestName, p.Line, p.Col, err),
+				"record the cassettes with cortex run --llm-record "+m.LLM.Replay+", and keep the directory out of .cortexignore")
+		}
+	}
+	return d.llm.SetCassette(m.Project, mode, files)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cortexrt/cortex/internal/api"
 	"github.com/cortexrt/cortex/internal/auth"
 	"github.com/cortexrt/cortex/internal/errdefs"
+	"github.com/cortexrt/cortex/internal/llm"
 	"github.com/cortexrt/cortex/internal/logkey"
 	"github.com/cortexrt/cortex/internal/logs"
 	"github.com/cortexrt/cortex/internal/supervisor"
@@ -39,6 +40,7 @@ func (d *Daemon) handler() http.Handler {
 	h("POST /v1/projects/{project}/stop", d.stopProject)
 	h("DELETE /v1/projects/{project}", d.deleteProject)
 	h("GET /v1/projects/{project}/attach", d.attachProject)
+	h("GET /v1/projects/{project}/denials", d.getDenials)
 	h("GET /v1/agents", d.getAgents)
 	h("GET /v1/agents/resolve", d.resolveAgent)
 	h("GET /v1/agents/{project}/{agent}", d.inspectAgent)
@@ -51,6 +53,8 @@ func (d *Daemon) handler() http.Handler {
 	mux.Handle("GET /v1/llm/usage", llmAdmin)
 	mux.Handle("GET /v1/llm/models", llmAdmin)
 	mux.Handle("POST /v1/llm/chat", llmAdmin)
+	mux.Handle("POST /v1/llm/cassettes", llmAdmin)
+	mux.Handle("GET /v1/llm/cassettes/{project}", llmAdmin)
 	h("GET /v1/bus/stats", d.getBusStats)
 	busAPI := d.bus.Handler()
 	mux.Handle("POST /v1/bus/{project}/{channel}", busAPI)
@@ -184,11 +188,18 @@ func (d *Daemon) deleteProject(w http.ResponseWriter, r *http.Request) error {
 	if err := d.sup.Remove(r.Context(), project, r.URL.Query().Get("force") == "1"); err != nil {
 		return err
 	}
+	d.runMu.Lock()
+	d.gcLayers()
+	d.runMu.Unlock()
+	d.learning.forget(project)
 	d.forgetBus(r.Context(), project)
 	if d.llm != nil {
 		// Removed agents' gateway tokens are revoked.
 		for _, a := range agents {
 			d.llm.UnregisterAgent(project, a.Agent)
+		}
+		if err := d.llm.SetCassette(project, llm.ModeLive, nil); err != nil {
+			d.log.Warn("llm cassette", "project", project, "err", err)
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -38,6 +38,7 @@ func stateDirs(p config.Paths) []stateDir {
 	return []stateDir{
 		{p.LibDir, 0o711},
 		{lib("bundles"), 0o700},
+		{lib("layers"), 0o700},
 		{lib("tmp"), 0o700},
 		{lib("projects"), 0o711},
 		{lib("bus"), 0o700},

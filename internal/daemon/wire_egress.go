@@ -33,6 +33,9 @@ func (d *Daemon) wirings() []supervisor.Wiring {
 	if d.egress != nil {
 		out = append(out, d.egress)
 	}
+	if d.learning != nil {
+		out = append(out, learnWiring{d.learning})
+	}
 	return out
 }
 
@@ -46,6 +49,8 @@ type egressWiring struct {
 	events *events.Stream
 	// internal names every agent with the matching capability gets.
 	internal func(supervisor.AgentInfo) []string
+	// learn reports whether a project runs with --learn.
+	learn func(project string) bool
 
 	mu     sync.Mutex
 	active map[string]*egressRun // by project/agent
@@ -124,6 +129,7 @@ func (e *egressWiring) serve(ctx context.Context, a supervisor.AgentInfo, pid in
 		Policy:   pol,
 		Internal: internal,
 		Restore:  restore,
+		Learn:    e.learn != nil && e.learn(project),
 		OnDeny: func(dn egress.Denial) {
 			fields := map[string]any{"proto": dn.Proto, "reason": string(dn.Reason), "port": dn.Port}
 			if dn.Name != "" {

@@ -121,7 +121,7 @@ func (a *Netns) answer(req *dns.Msg) *dns.Msg {
 			return resp
 		}
 	}
-	if !ok || !a.nameAllowed(name) {
+	if !ok || !a.nameAllowed(name) && !a.learnName(name) {
 		return fail(dns.RcodeNameError, d, ReasonNameNotAllowed)
 	}
 	switch q.Qtype {

@@ -214,3 +214,36 @@ func isLocalhost(n string) bool {
 	c, ok := canonicalName(n)
 	return ok && (c == "localhost" || len(c) > 10 && c[len(c)-10:] == ".localhost")
 }
+
+// TestLearnDNS: learning, a name the policy does not allow gets a
+// synthetic address instead of a refusal (no DNS denial), and the
+// connection to it is still refused, now with its port; Cortex's
+// internal names are refused as before; without Learn nothing changes.
+func TestLearnDNS(t *testing.T) {
+	a, log := newTestNetns(t, []string{"api.example.com:443"}, nil)
+	a.learn = true
+	ask := func(name string) *dns.Msg {
+		q := new(dns.Msg)
+		q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		return a.answer(q)
+	}
+	r := ask("other.example.org")
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("learning: a name not allowed got %s with %d answers", dns.RcodeToString[r.Rcode], len(r.Answer))
+	}
+	if ds := log.take(); len(ds) != 0 {
+		t.Errorf("learning: the DNS answer was reported as a denial: %+v", ds)
+	}
+	if _, reason := a.permit("other.example.org", 8443); reason != ReasonNameNotAllowed {
+		t.Errorf("learning: the connection was not refused (%q)", reason)
+	}
+	if r := ask("llm.cortex.internal"); r.Rcode != dns.RcodeNameError {
+		t.Errorf("learning: an internal name not enabled got %s", dns.RcodeToString[r.Rcode])
+	}
+	b, _ := newTestNetns(t, []string{"api.example.com:443"}, nil)
+	q := new(dns.Msg)
+	q.SetQuestion("other.example.org.", dns.TypeA)
+	if r := b.answer(q); r.Rcode != dns.RcodeNameError {
+		t.Errorf("not learning: a name not allowed got %s", dns.RcodeToString[r.Rcode])
+	}
+}

@@ -250,6 +250,13 @@ type NetnsOptions struct {
 	// Logger, when set, replaces the gateway's logger for this namespace
 	// (e.g. with the agent's attributes).
 	Logger *slog.Logger
+	// Learn (cortex run --learn) answers the DNS queries of names the
+	// policy does not allow with synthetic addresses too, instead of
+	// refusing them: the agent's connection to such a name is then
+	// refused by the gateway with the port it was for (a Denial with Name
+	// and Port), which is what a manifest line needs. No connection goes
+	// anywhere it would not go otherwise.
+	Learn bool
 	// Restore carries name-to-address mappings from an earlier Netns
 	// of the same agent (Netns.Mappings, kept across a daemon
 	// restart), so addresses the agent cached keep their meaning.

@@ -23,6 +23,7 @@ type Netns struct {
 	policy   Policy
 	internal map[string]bool
 	onDeny   func(Denial)
+	learn    bool
 	pool     *pool
 	sem      chan struct{}
 	cancel   context.CancelFunc
@@ -47,6 +48,7 @@ func openNetns(g *Gateway, opts NetnsOptions) (*Netns, error) {
 		policy:   opts.Policy,
 		internal: map[string]bool{},
 		onDeny:   opts.OnDeny,
+		learn:    opts.Learn,
 		pool:     newPool(g.poolSize),
 		sem:      make(chan struct{}, g.maxConns),
 		conns:    map[net.Conn]struct{}{},
@@ -93,6 +95,17 @@ func (a *Netns) nameAllowed(name string) bool {
 		return false
 	}
 	return a.policy.AllowsName(name)
+}
+
+// learnName reports whether, learning, the resolver gives name (not
+// allowed) an address anyway, so the connection that follows is refused
+// with its port known. Cortex's own internal names are never given one.
+func (a *Netns) learnName(name string) bool {
+	if !a.learn {
+		return false
+	}
+	_, internal := a.g.internalDial(name)
+	return !internal
 }
 
 // route is where an allowed stream goes.

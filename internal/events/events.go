@@ -157,6 +157,12 @@ type FSDeniedDetail struct {
 	Path string `json:"path"`
 	// Access: "read", "write", "exec", ...
 	Access string `json:"access"`
+	// Errno is the kernel's answer: ENOENT (not in the agent's view),
+	// EACCES, EPERM, EROFS (a read-only mount), ENOTDIR.
+	Errno string `json:"errno,omitempty"`
+	// Parent: Path is the directory an entry was to be created or
+	// removed in (the kernel named no more).
+	Parent bool   `json:"parent,omitempty"`
 	PID    int    `json:"pid,omitempty"`
 	Comm   string `json:"comm,omitempty"`
 }

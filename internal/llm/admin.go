@@ -130,6 +130,8 @@ func (s *collectSink) end(err error) error                { s.err = err; return 
 //	GET  usage   ?project=&agent=&alias=&model=&since=YYYY-MM-DD&until=&group=day,agent,model
 //	GET  models
 //	POST chat    {"alias":"fast","prompt":"..."}
+//	POST cassettes?project=P  {"files": {"<key>.json": {...}}}: held for a replay run of P
+//	GET  cassettes/{project}  the files a recording run recorded
 //
 // Answers are the api.LLM* types as JSON; errors are api.ErrorBody.
 // Authentication and authorisation are the daemon API's.
@@ -178,7 +180,38 @@ func (g *Gateway) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		api.WriteJSON(w, http.StatusOK, res)
+	case "cassettes":
+		if r.Method != http.MethodPost {
+			api.MethodNotAllowed(w, r, http.MethodPost)
+			return
+		}
+		var in api.LLMCassettes
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			api.WriteError(w, 0, errdefs.New(errdefs.InvalidArgument, "cassettes: %v", err))
+			return
+		}
+		files := make(map[string][]byte, len(in.Files))
+		for n, b := range in.Files {
+			files[n] = b
+		}
+		id, err := g.Upload(r.URL.Query().Get("project"), files)
+		if err != nil {
+			api.WriteError(w, 0, err)
+			return
+		}
+		api.WriteJSON(w, http.StatusCreated, api.LLMCassetteUpload{ID: id})
 	default:
-		api.WriteError(w, 0, errdefs.New(errdefs.NotFound, "no such llm endpoint; use usage, models or chat"))
+		if project, ok := strings.CutPrefix(p, "cassettes/"); ok && r.Method == http.MethodGet {
+			files, err := g.Recorded(project)
+			if err != nil {
+				api.WriteError(w, 0, err)
+				return
+			}
+			api.WriteJSON(w, http.StatusOK, api.LLMCassettes{Files: files})
+			return
+		}
+		api.WriteError(w, 0, errdefs.New(errdefs.NotFound, "no such llm endpoint; use usage, models, chat or cassettes"))
 	}
 }

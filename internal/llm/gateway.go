@@ -62,6 +62,13 @@ type Gateway struct {
 	byName   map[[2]string]*agentEntry
 	projects map[string]*manifest.LLMBudget
 
+	// stateDir holds the store and the projects' cassettes; cassettes
+	// (by project) are guarded by mu, uploads by upMu.
+	stateDir  string
+	cassettes map[string]*projectCassette
+	upMu      sync.Mutex
+	uploads   map[string]*upload
+
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	closed chan struct{}
@@ -102,7 +109,7 @@ func newGateway(cfg config.LLM, dirs Dirs, logger *slog.Logger, getenv func(stri
 		cfg: cfg, log: logger.With(logkey.Subsystem, "llm"), now: now, rnd: mrand.Float64,
 		providers: map[string]*canon.Provider{}, routes: map[string]*route{},
 		byToken: map[[32]byte]*agentEntry{}, byName: map[[2]string]*agentEntry{},
-		closed: make(chan struct{}),
+		closed: make(chan struct{}), stateDir: dirs.State, cassettes: map[string]*projectCassette{}, uploads: map[string]*upload{},
 	}
 	g.transport = &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -205,6 +212,11 @@ func newGateway(cfg config.LLM, dirs Dirs, logger *slog.Logger, getenv func(stri
 		g.store.close()
 		return nil, err
 	}
+	if err := g.loadCassettes(); err != nil {
+		stop()
+		g.store.close()
+		return nil, err
+	}
 	g.wg.Add(1)
 	go g.flusher(ctx)
 	return g, nil
@@ -276,7 +288,7 @@ func (g *Gateway) RegisterAgent(project, agent string, aliases []string, budget 
 	}
 	var unknown []string
 	for _, a := range aliases {
-		if g.routes[a] == nil {
+		if g.routes[a] == nil && !g.replaying(project) {
 			unknown = append(unknown, a)
 		}
 	}

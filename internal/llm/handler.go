@@ -17,6 +17,7 @@ import (
 	"github.com/cortexrt/cortex/internal/events"
 	"github.com/cortexrt/cortex/internal/llm/anthropic"
 	"github.com/cortexrt/cortex/internal/llm/canon"
+	"github.com/cortexrt/cortex/internal/llm/cassette"
 	"github.com/cortexrt/cortex/internal/llm/openai"
 	"github.com/cortexrt/cortex/internal/logkey"
 )
@@ -130,6 +131,10 @@ func (g *Gateway) resolve(a *agentEntry, alias string) (*route, int, string) {
 		return nil, http.StatusForbidden, fmt.Sprintf("model alias %q is not in this agent's llm.access (granted: %s); add it to the agent's capabilities in cortex.yaml", alias, list)
 	}
 	rt := g.routes[alias]
+	if rt == nil && g.replaying(a.project) {
+		// A replay answers from the cassette: the alias needs no targets.
+		rt = &route{name: alias, fingerprint: "replay"}
+	}
 	if rt == nil {
 		g.deny(a, alias, "unknown-alias", "not in the daemon's llm.aliases")
 		return nil, http.StatusNotFound, fmt.Sprintf("model alias %q is granted but not configured in the daemon's llm.aliases", alias)
@@ -248,6 +253,16 @@ type sink interface {
 // router; then meters the call and caches a complete answer. An error
 // returned means nothing was sent to s; errors after begin go to s.end.
 func (g *Gateway) serve(ctx context.Context, c *call, s sink) error {
+	if cs := g.cassetteOf(c.project); cs != nil {
+		// Record and replay (cassette.go): a replay never reaches a
+		// provider; a recording bypasses the cache so every answer comes
+		// from one, with its own timing.
+		if cs.mode == ModeReplay {
+			return g.replay(ctx, cs, c, s)
+		}
+		c.noCache = true
+		s = &recordingSink{sink: s, g: g, c: cs, call: c, key: cassette.Key(c.req, g.redact), start: time.Now()}
+	}
 	rt, req := c.route, c.req
 	day := dayOf(g.now())
 	key := ""
@@ -448,6 +463,10 @@ func (g *Gateway) serveEmbed(w http.ResponseWriter, r *http.Request, a *agentEnt
 	req, format, err := openai.ParseEmbed(body)
 	if err != nil {
 		writeAPIError(w, canon.FamilyOpenAI, http.StatusBadRequest, err.Error(), 0)
+		return
+	}
+	if g.replaying(a.project) {
+		writeAPIError(w, canon.FamilyOpenAI, http.StatusNotImplemented, "llm replay: embeddings are not recorded; a replayed project can only chat", 0)
 		return
 	}
 	rt, status, msg := g.resolve(a, req.Model)

@@ -306,6 +306,8 @@ func (d *decoder) field(field string, n *yaml.Node, ptr any) bool {
 		*p = d.agents(field, n)
 	case **int: // max_restarts
 		*p = d.maxRestarts(field, n)
+	case **Dependencies:
+		*p = d.dependencies(field, n)
 	case *int: // llm.budget.requests_per_minute
 		i, ok := d.int(field, n, "60")
 		if ok && int64(int32(i)) != i {
@@ -429,6 +431,34 @@ func (d *decoder) env(field string, n *yaml.Node) []EnvVar {
 		env = append(env, EnvVar{Name: p.Key, Value: v.Value})
 	}
 	return env
+}
+
+// dependencies decodes an agent's dependencies: a path, "none", or a map
+// {file, scripts}.
+func (d *decoder) dependencies(field string, n *yaml.Node) *Dependencies {
+	n, ok := d.value(field, n)
+	if !ok {
+		if strictyaml.IsNull(n) {
+			d.add(field, "no value", "write dependencies: requirements.txt, or dependencies: none")
+		}
+		return nil
+	}
+	switch {
+	case n.Kind == yaml.ScalarNode && n.ShortTag() == strictyaml.TagStr:
+		if n.Value == DependenciesNone {
+			return &Dependencies{None: true}
+		}
+		return &Dependencies{File: n.Value}
+	case n.Kind == yaml.MappingNode:
+		dep := &Dependencies{}
+		d.decode(n, field, dep)
+		if dep.File == "" && !d.m.isBad(strictyaml.Join(field, "file")) {
+			d.add(strictyaml.Join(field, "file"), "missing", "write file: package.json")
+		}
+		return dep
+	}
+	d.typeErr(field, n, "a file path, none, or a map {file, scripts}", "write dependencies: requirements.txt")
+	return nil
 }
 
 func (d *decoder) budget(field string, n *yaml.Node) *LLMBudget {

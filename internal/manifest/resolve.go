@@ -41,6 +41,10 @@ func (m *Manifest) Resolve(d DaemonDefaults) []ResolvedAgent {
 			Capabilities: mergeCapabilities(a.Capabilities, g),
 			Env:          slices.Clone(a.Env),
 		}
+		if a.Dependencies != nil {
+			d := *a.Dependencies
+			r.Dependencies = &d
+		}
 		switch {
 		case a.MaxRestarts != nil:
 			r.MaxRestarts = *a.MaxRestarts

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,6 +86,9 @@ type Manifest struct {
 	Defaults           Defaults     `json:"defaults" yaml:"defaults" fix:"write defaults: {runtime: python3.11, resources: {cpu_limit: 1.0, mem_limit: 2Gi}}"`
 	GlobalCapabilities Capabilities `json:"global_capabilities" yaml:"global_capabilities"`
 	Agents             []Agent      `json:"agents" yaml:"agents"`
+	// LLM is an addition to the seed schema: how the project's LLM calls
+	// are answered (see LLMSettings).
+	LLM LLMSettings `json:"llm,omitzero" yaml:"llm"`
 
 	// Source is the file name errors are reported against.
 	Source string `json:"-" yaml:"-"`
@@ -123,6 +127,54 @@ type Agent struct {
 	Env           []EnvVar      `json:"env,omitempty" yaml:"env"`
 	RestartPolicy RestartPolicy `json:"restart_policy,omitempty" yaml:"restart_policy"`
 	MaxRestarts   *int          `json:"max_restarts,omitempty" yaml:"max_restarts"`
+	// Dependencies names the file the agent's packages are installed
+	// from (an addition: by default a Python agent uses the project's
+	// requirements.txt or pyproject.toml, a Node agent its package.json).
+	Dependencies *Dependencies `json:"dependencies,omitempty" yaml:"dependencies"`
+}
+
+// Dependencies is an agent's dependencies: key, written as a path
+// ("requirements/worker.txt"), as "none", or as a map {file: package.json,
+// scripts: true}.
+type Dependencies struct {
+	// File is the dependency file, relative to the project directory:
+	// package.json (Node), pyproject.toml, or a pip requirements file
+	// (any other name).
+	File string `json:"file,omitempty" yaml:"file"`
+	// None: the agent gets no packages, whatever the project holds.
+	None bool `json:"none,omitempty" yaml:"-"`
+	// Scripts lets npm run the packages' install scripts (Node only;
+	// off by default: npm ci --ignore-scripts).
+	Scripts bool `json:"scripts,omitempty" yaml:"scripts"`
+}
+
+// DependenciesNone is the value of dependencies: that gives an agent no
+// packages.
+const DependenciesNone = "none"
+
+// Dependency file kinds (DependencyKind).
+const (
+	DepsPython = "python"
+	DepsNode   = "node"
+)
+
+// DependencyKind says which language a dependency file is for:
+// package.json is Node's, anything else (pyproject.toml, a requirements
+// file) Python's.
+func DependencyKind(file string) string {
+	if path.Base(file) == "package.json" {
+		return DepsNode
+	}
+	return DepsPython
+}
+
+// LLMSettings is the manifest's llm: block.
+type LLMSettings struct {
+	// Replay is a directory of LLM cassettes (recorded with cortex run
+	// --llm-record), relative to the project directory: the project's
+	// LLM calls are answered from it, without any provider, key or
+	// network. A run's --llm-record or --llm-replay flag takes its place.
+	Replay string `json:"replay,omitempty" yaml:"replay" example:"./cassettes"`
 }
 
 // EnvVar is one env entry, kept in the order written.
@@ -252,4 +304,18 @@ type ResolvedAgent struct {
 	// (lists are unioned; scalars: agent wins).
 	Capabilities Capabilities `json:"capabilities"`
 	Env          []EnvVar     `json:"env,omitempty"`
+	// Dependencies is the agent's dependencies: key, as written.
+	Dependencies *Dependencies `json:"dependencies,omitempty"`
+	// Packages is the layer of vendored packages the agent runs with, set
+	// by the daemon from the bundle (never from cortex.yaml).
+	Packages *Packages `json:"packages,omitempty"`
+}
+
+// Packages names an agent's layer of installed packages in a host's
+// layer store.
+type Packages struct {
+	// Kind is DepsPython or DepsNode.
+	Kind string `json:"kind"`
+	// Layer is the layer's digest (64 hex digits).
+	Layer string `json:"layer"`
 }

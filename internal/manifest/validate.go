@@ -122,6 +122,11 @@ func (v *validator) manifest() {
 	for i := range m.Agents {
 		v.agent(i, first)
 	}
+	if m.LLM.Replay != "" || m.written("llm.replay") {
+		if _, err := checkRelPath(m.LLM.Replay); err != nil {
+			v.addErr("llm.replay", err)
+		}
+	}
 }
 
 func (v *validator) defaults() {
@@ -253,6 +258,42 @@ func (v *validator) agent(i int, first map[string]int) {
 	v.maxRestarts(at("max_restarts"), a.MaxRestarts)
 	v.capabilities(at("capabilities"), a.Capabilities, false)
 	v.env(at("env"), a.Env)
+	v.dependencies(at("dependencies"), a.Dependencies, rt, valid)
+}
+
+// dependencies checks an agent's dependencies: a relative path inside
+// the project, of the agent's language; scripts for Node only.
+func (v *validator) dependencies(f string, dep *Dependencies, rt string, rtValid bool) {
+	if dep == nil || dep.None || dep.File == "" && v.m.isBad(strictyaml.Join(f, "file")) {
+		return
+	}
+	ff := f
+	if v.m.written(strictyaml.Join(f, "file")) {
+		ff = strictyaml.Join(f, "file")
+	}
+	clean, err := checkRelPath(dep.File)
+	if err != nil {
+		v.addErr(ff, err)
+		return
+	}
+	if clean == "." || strings.HasSuffix(dep.File, "/") {
+		v.add(ff, fmt.Sprintf("%q is a directory", dep.File), "name the file: requirements.txt, pyproject.toml or package.json")
+		return
+	}
+	kind := DependencyKind(clean)
+	if rtValid && rt != "" {
+		switch {
+		case kind == DepsNode && IsPython(rt):
+			v.add(ff, fmt.Sprintf("%q is a Node dependency file, but the agent runs %s", dep.File, rt), "name a requirements file or pyproject.toml")
+			return
+		case kind == DepsPython && IsNode(rt):
+			v.add(ff, fmt.Sprintf("%q is not a package.json, but the agent runs %s", dep.File, rt), "name the agent's package.json (with its package-lock.json beside it)")
+			return
+		}
+	}
+	if dep.Scripts && kind != DepsNode {
+		v.add(strictyaml.Join(f, "scripts"), "install scripts are a Node setting", "remove scripts: pip installs wheels, which run no scripts")
+	}
 }
 
 // pythonEntrypoint checks "dotted.module:function" and returns "" or how

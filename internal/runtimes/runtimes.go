@@ -32,6 +32,10 @@ type Interpreter struct {
 	// Prefix is the installation prefix the sandbox must make visible
 	// (e.g. /usr for /usr/bin/python3.11, /root/.pyenv/versions/3.12.1).
 	Prefix string `json:"prefix"`
+	// ABI is what compiled extensions must be built for: Python's SOABI
+	// (cpython-311-x86_64-linux-gnu), Node's module ABI version (115).
+	// Packages vendored for one interpreter (internal/deps) record it.
+	ABI string `json:"abi,omitempty"`
 }
 
 // Registry discovers interpreters, honouring the daemon config's runtimes:
@@ -141,7 +145,7 @@ func (r *Registry) discover(runtime string) (Interpreter, error) {
 		if !isELF(real) {
 			continue // pyenv shims and wrapper scripts would not work in a sandbox
 		}
-		ver, err := version(runtime, real)
+		ver, abi, err := version(runtime, real)
 		if err != nil {
 			tried = append(tried, fmt.Sprintf("%s (%v)", c, err))
 			continue
@@ -150,7 +154,7 @@ func (r *Registry) discover(runtime string) (Interpreter, error) {
 			tried = append(tried, fmt.Sprintf("%s is %s", c, ver))
 			continue
 		}
-		return Interpreter{Runtime: runtime, Path: real, Version: ver, Prefix: prefixOf(real)}, nil
+		return Interpreter{Runtime: runtime, Path: real, Version: ver, Prefix: prefixOf(real), ABI: abi}, nil
 	}
 	msg := fmt.Sprintf("no %s interpreter found", runtime)
 	if len(tried) > 0 {
@@ -190,20 +194,22 @@ func isELF(path string) bool {
 	return bytes.Equal(b[:], []byte{0x7f, 'E', 'L', 'F'})
 }
 
-func version(runtime, path string) (string, error) {
+// version asks the interpreter at path for its version and ABI.
+func version(runtime, path string) (ver, abi string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var cmd *exec.Cmd
 	if manifest.IsPython(runtime) {
-		cmd = exec.CommandContext(ctx, path, "-S", "-c", "import sys;print('%d.%d.%d'%sys.version_info[:3])")
+		cmd = exec.CommandContext(ctx, path, "-S", "-c", "import sys,sysconfig;print('%d.%d.%d'%sys.version_info[:3]);print(sysconfig.get_config_var('SOABI') or '')")
 	} else {
-		cmd = exec.CommandContext(ctx, path, "--version")
+		cmd = exec.CommandContext(ctx, path, "-e", "console.log(process.version);console.log(process.versions.modules||'')")
 	}
 	out, err := cmd.Output()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return strings.TrimSpace(string(out)), nil
+	ver, abi, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	return strings.TrimSpace(ver), strings.TrimSpace(abi), nil
 }
 
 func versionMatches(runtime, ver, want string) bool {

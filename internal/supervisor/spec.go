@@ -23,6 +23,12 @@ const (
 	AppDir       = "/app"
 	SandboxShare = "/opt/cortex"
 	SandboxUser  = "agent"
+	// PythonPackages is where a Python agent's packages are (on
+	// PYTHONPATH, after the SDK); a Node agent's are /node_modules, which
+	// Node's resolution reaches from any file under /app, for require and
+	// import alike.
+	PythonPackages = SandboxShare + "/packages"
+	NodePackages   = "/node_modules"
 )
 
 // systemBinds are the host paths every confined sandbox sees read-only:
@@ -95,13 +101,23 @@ func (s *Supervisor) specFor(a *agent, run int) (spec sandbox.Spec, err error) {
 		"CORTEX_AGENT=" + a.name,
 		"CORTEX_RUN=" + strconv.Itoa(run),
 	}
+	hostLayer := ""
+	if pk := ra.Packages; pk != nil {
+		if hostLayer, err = s.layerDir(pk); err != nil {
+			return sandbox.Spec{}, err
+		}
+	}
 	if !s.opts.Sandbox.Confine {
 		// Degraded: the host's filesystem, the agent as root.
 		spec.Argv = runtimes.Argv(ip, hostShims, ra.Entrypoint)
 		spec.Dir = a.proj.BundleDir
-		env = append(env, "HOME=/tmp",
-			"PYTHONPATH="+filepath.Join(hostSDK, "python"),
-			"NODE_PATH="+filepath.Join(hostSDK, "node"))
+		pyPath, nodePath := filepath.Join(hostSDK, "python"), filepath.Join(hostSDK, "node")
+		if hostLayer != "" && ra.Packages.Kind == manifest.DepsNode {
+			nodePath += ":" + hostLayer
+		} else if hostLayer != "" {
+			pyPath += ":" + hostLayer
+		}
+		env = append(env, "HOME=/tmp", "PYTHONPATH="+pyPath, "NODE_PATH="+nodePath)
 		spec.Env = append(env, userEnv(ra)...)
 		return spec, nil
 	}
@@ -109,8 +125,12 @@ func (s *Supervisor) specFor(a *agent, run int) (spec sandbox.Spec, err error) {
 	spec.UID, spec.GID = a.uid, a.uid
 	spec.Dir = AppDir
 	spec.Argv = runtimes.Argv(ip, SandboxShare+"/shims", ra.Entrypoint)
+	pyPath := SandboxShare + "/sdk/python"
+	if hostLayer != "" && ra.Packages.Kind == manifest.DepsPython {
+		pyPath += ":" + PythonPackages
+	}
 	env = append(env, "HOME=/tmp", "USER="+SandboxUser, "TMPDIR=/tmp",
-		"PYTHONPATH="+SandboxShare+"/sdk/python",
+		"PYTHONPATH="+pyPath,
 		"NODE_PATH="+SandboxShare+"/sdk/node")
 	spec.Env = append(env, userEnv(ra)...)
 
@@ -136,6 +156,13 @@ func (s *Supervisor) specFor(a *agent, run int) (spec sandbox.Spec, err error) {
 		sandbox.Bind{Source: hostSDK, Target: SandboxShare + "/sdk", Optional: true},
 		sandbox.Bind{Source: a.proj.BundleDir, Target: AppDir},
 	)
+	if hostLayer != "" {
+		target := PythonPackages
+		if ra.Packages.Kind == manifest.DepsNode {
+			target = NodePackages
+		}
+		rfs.Binds = append(rfs.Binds, sandbox.Bind{Source: hostLayer, Target: target})
+	}
 	// Grants nest under the read-only /app: their mount points must exist
 	// in the bundle directory (which the daemon owns) before /app goes in.
 	for _, p := range append(append([]string(nil), ra.Capabilities.FilesystemRead...), ra.Capabilities.FilesystemWrite...) {
@@ -170,6 +197,20 @@ func (s *Supervisor) specFor(a *agent, run int) (spec sandbox.Spec, err error) {
 	}
 	spec.Confine = &sandbox.Confine{Seccomp: s.opts.Sandbox.Seccomp, SeccompPrograms: s.opts.Sandbox.SeccompPrograms, Landlock: s.opts.Sandbox.Landlock}
 	return spec, nil
+}
+
+// layerDir is the host directory of an agent's packages, which must be
+// in the layer store.
+func (s *Supervisor) layerDir(pk *manifest.Packages) (string, error) {
+	if len(pk.Layer) != 64 || strings.Trim(pk.Layer, "0123456789abcdef") != "" || s.opts.LayersDir == "" {
+		return "", errdefs.New(errdefs.InvalidArgument, "packages layer %q is not a layer digest", pk.Layer)
+	}
+	dir := filepath.Join(s.opts.LayersDir, pk.Layer)
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return "", &sandbox.StartError{Step: "packages", Err: errdefs.WithHint(errdefs.New(errdefs.FailedPrecondition,
+			"the agent's packages (layer %s) are not in %s", pk.Layer[:12], s.opts.LayersDir), "run the project again (cortex run) to restore them")}
+	}
+	return dir, nil
 }
 
 // refuse is a start the daemon will not make for a reason that does not

@@ -38,6 +38,9 @@ type Options struct {
 	DataDir string
 	// ShareDir holds the runtime shims and SDKs (usr/lib/cortex).
 	ShareDir string
+	// LayersDir is the host's layer store: an agent's packages are the
+	// layer LayersDir/<ResolvedAgent.Packages.Layer>.
+	LayersDir string
 	// InitPath is the binary re-exec'd as sandbox init ("" = this one).
 	InitPath string
 	// Sandbox decides which walls agents get.

@@ -20,6 +20,12 @@ def _main():
     # sys.path[0] is this shim's directory; the agent's code is the cwd.
     import os
     sys.path[0] = os.getcwd()
+    # The SDK and the agent's packages come on PYTHONPATH; as site
+    # directories their .pth files count too, as in a normal install.
+    import site
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        if entry:
+            site.addsitedir(entry)
     import importlib
     try:
         module = importlib.import_module(modname)

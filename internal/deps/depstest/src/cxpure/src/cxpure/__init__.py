@@ -1,0 +1,5 @@
+"""A pure-Python test package built by the Cortex tests."""
+
+
+def greet(name):
+    return "hello, %s, from cxpure" % name
